@@ -1,0 +1,5 @@
+import sys
+
+from vault.cli.main import main
+
+sys.exit(main())

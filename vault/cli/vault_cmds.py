@@ -1,0 +1,309 @@
+"""Vault commands: init, add, import, list, show, remove, passwd, rekey."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import Cancelled, InputError, InvalidCredential
+from .context import Context
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("init", help="create a new vault")
+    p.add_argument("--kdf-memory-mib", type=int, default=64, metavar="MIB")
+    p.add_argument("--kdf-iterations", type=int, default=3, metavar="N")
+    p.add_argument("--kdf-parallelism", type=int, default=4, metavar="N")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("add", help="add an account (secrets are prompted without echo)")
+    p.add_argument("venue")
+    p.add_argument("label")
+    add_location_options(p)
+    p.add_argument("--from-json", metavar="FILE|-", help="credential fields as JSON (canonical names), - for stdin")
+    p.add_argument("--private-key-file", metavar="PEM", help="PowerTrade: the EC private key PEM file")
+    p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    p.add_argument("--notes", default="")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("import", help="import a venue's one-time JSON (TradeReady, Kiiex) or a keyward bundle")
+    p.add_argument("file", metavar="FILE|-")
+    p.add_argument("--label")
+    add_location_options(p)
+    p.add_argument("--bundle-passphrase-file", metavar="PATH", help="passphrase of an encrypted bundle")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("list", help="list accounts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="show one account, secrets masked")
+    p.add_argument("label")
+    p.add_argument("--reveal", action="store_true", help="show secrets in full (recorded in the audit trail)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--copy", action="store_true", help="copy the secret fields (JSON) to the clipboard")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("remove", help="remove an account (asks you to type its label)")
+    p.add_argument("label")
+    p.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("passwd", help="change the passphrase (re-wraps the data key)")
+    p.add_argument("--new-passphrase-file", metavar="PATH")
+    p.add_argument("--upgrade-kdf", action="store_true", help="also move to the default Argon2id parameters")
+    p.set_defaults(func=cmd_passwd)
+
+    p = sub.add_parser("rekey", help="new data key and full re-encryption")
+    p.set_defaults(func=cmd_rekey)
+
+
+def add_location_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", metavar="NAME", help="named environment (prod, test, staging, ...)")
+    p.add_argument("--base-url", metavar="URL", help="the venue's API root, e.g. http://127.0.0.1:PORT/... for the sandbox")
+
+
+# --- init ------------------------------------------------------------------------------
+
+
+def cmd_init(ctx: Context) -> int:
+    from ..fileformat import DEFAULT_KDF, KdfParams
+    from ..service import VaultService
+
+    a = ctx.args
+    kdf = KdfParams(a.kdf_iterations, a.kdf_memory_mib * 1024, a.kdf_parallelism)
+    kdf.check()
+    if kdf.weaker_than(DEFAULT_KDF):
+        ctx.warn(f"warning: {kdf.describe()} is weaker than the default {DEFAULT_KDF.describe()}")
+    path = ctx.vault_path
+    if path.exists():
+        from ..errors import VaultExists
+
+        raise VaultExists(f"a vault already exists at {path}", hint="use it, or pass another --vault path")
+    passphrase = ctx.new_passphrase(ctx.passphrase_file, "Passphrase for the new vault")
+    VaultService.create(path, passphrase, kdf, clock=ctx.clock)
+    ctx.out(f"created {path} ({kdf.describe()})")
+    return 0
+
+
+# --- add / import ------------------------------------------------------------------------
+
+
+def read_text(ctx: Context, source: str) -> str:
+    if source == "-":
+        return ctx.stdin.read()
+    try:
+        return Path(source).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}", hint="check the path") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{source} is not UTF-8 text", hint="pass the file the venue gave you") from None
+
+
+def prompt_missing(ctx: Context, venue: str, fields: dict[str, str]) -> dict[str, str]:
+    """Ask for the fields a file did not give; secrets without echo."""
+    from ..providers import get_provider
+
+    provider = get_provider(venue)
+    out = dict(fields)
+    for spec in provider.fields:
+        if spec.name in out:
+            continue
+        if not spec.required and not ctx.interactive:
+            continue
+        if not ctx.interactive:
+            raise InvalidCredential(
+                f"{venue} needs {spec.name} and there is no terminal to ask on",
+                hint="include it in the JSON file",
+            )
+        if spec.multiline:
+            raise InvalidCredential(f"{spec.name} is a multi-line PEM", hint="pass it with --private-key-file")
+        suffix = "" if spec.required else " (optional, Enter to skip)"
+        value = ctx.ask(f"{spec.label}{suffix}: ", secret=spec.secret)
+        if value.strip():
+            out[spec.name] = value
+    return out
+
+
+def build_account(ctx: Context, venue: str, label: str, fields: dict[str, str], env: str | None, base_url: str | None):
+    from ..endpoints import resolve_base_url
+    from ..model import Account
+    from ..providers import get_provider
+
+    provider = get_provider(venue)
+    url, env_name = resolve_base_url(provider.venue, env, base_url)
+    check_label(label)
+    return Account(label=label, venue=provider.venue, base_url=url, env=env_name, fields=provider.normalize(fields))
+
+
+def check_label(label: str) -> None:
+    if not label or len(label) > 64 or not all(c.isalnum() or c in "-_.@" for c in label):
+        raise InputError(
+            f"invalid label {label!r}", hint="use 1-64 letters, digits and - _ . @"
+        )
+
+
+def cmd_add(ctx: Context) -> int:
+    from ..formats import canonical_fields, parse_json
+    from ..providers import get_provider
+
+    a = ctx.args
+    provider = get_provider(a.venue)
+    check_label(a.label)
+    fields: dict[str, str] = {}
+    if a.from_json:
+        source = "stdin" if a.from_json == "-" else a.from_json
+        fields = canonical_fields(parse_json(read_text(ctx, a.from_json), source), provider.venue)
+    if a.private_key_file:
+        if not any(f.name == "private_key" for f in provider.fields):
+            raise InputError(f"{provider.venue} takes no private key", hint="drop --private-key-file")
+        fields["private_key"] = read_text(ctx, a.private_key_file)
+    service = ctx.unlock()  # before prompting, so a wrong passphrase wastes no typing
+    if service.data.find(a.label) is not None:
+        from ..errors import AccountExists
+
+        raise AccountExists(f"an account labelled {a.label!r} already exists", hint="choose another label")
+    fields = prompt_missing(ctx, provider.venue, fields)
+    acct = build_account(ctx, provider.venue, a.label, fields, a.env, a.base_url)
+    acct.tags, acct.notes = list(a.tag), a.notes
+    service.add_account(acct)
+    ctx.out(f"added {acct.label} ({provider.title}, {acct.env or acct.base_url})")
+    return 0
+
+
+def cmd_import(ctx: Context) -> int:
+    from ..formats import parse_json, recognise
+
+    a = ctx.args
+    if a.file != "-":
+        head = Path(a.file).expanduser().read_bytes()[:8] if Path(a.file).expanduser().is_file() else b""
+        from ..fileformat import MAGIC_BUNDLE
+
+        if head == MAGIC_BUNDLE:
+            from .lifecycle_cmds import import_bundle
+
+            return import_bundle(ctx)
+    source = "stdin" if a.file == "-" else a.file
+    venue, fields, extras = recognise(parse_json(read_text(ctx, a.file), source))
+    label = a.label or extras.get("label")
+    if not a.label:
+        suggestion = str(label or venue)
+        answer = ctx.ask(f"Label [{suggestion}]: ") if ctx.interactive else ""
+        label = answer.strip() or suggestion
+    base_url = a.base_url or (extras.get("base_url") if not a.env else None)
+    env = a.env or (extras.get("env") if not base_url else None)
+    service = ctx.unlock()
+    fields = prompt_missing(ctx, venue, fields)
+    acct = build_account(ctx, venue, str(label), fields, env, base_url)
+    service.add_account(acct)
+    ctx.out(f"imported {acct.label} ({venue})")
+    return 0
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def cmd_list(ctx: Context) -> int:
+    from ..views import key_display, summary
+
+    service = ctx.unlock()
+    now = ctx.clock()
+    default_age = service.data.settings.key_max_age_days
+    rows = [summary(acct, now, default_max_age=default_age) for acct in service.accounts]
+    if ctx.args.json:
+        json.dump(rows, ctx.stdout, indent=2)
+        ctx.out()
+        return 0
+    if not rows:
+        ctx.out("no accounts yet: add one with `keyward add VENUE LABEL`")
+        return 0
+    ctx.out(f"{'LABEL':<20} {'VENUE':<15} {'ENV':<10} {'KEY':<18} {'AGE':>6}  {'TOKEN':<22} HEALTH")
+    for acct, row in zip(service.accounts, rows):
+        age = f"{row['key_age_days']:.0f}d" + ("!" if row["key_overdue"] else "")
+        token = row["token"]["expires_at"] if row["token"] else "-"
+        health = "-" if row["health"] is None else ("ok" if row["health"]["ok"] else "FAILING")
+        env = row["env"] or "custom"
+        ctx.out(f"{row['label']:<20} {row['venue']:<15} {env:<10} {key_display(acct)[:18]:<18} {age:>6}  {token:<22} {health}")
+    return 0
+
+
+def cmd_show(ctx: Context) -> int:
+    from ..views import detail
+
+    a = ctx.args
+    service = ctx.unlock()
+    acct = service.get(a.label)
+    if a.reveal or a.copy:
+        service.record("copy" if a.copy else "reveal", a.label)
+    info = detail(acct, ctx.clock(), reveal=a.reveal, default_max_age=service.data.settings.key_max_age_days)
+    if a.copy:
+        from ..clipboard import copy_secret
+
+        secrets = detail(acct, ctx.clock(), reveal=True)["fields"]
+        copy_secret(json.dumps(secrets), ctx)
+    if a.json:
+        json.dump(info, ctx.stdout, indent=2)
+        ctx.out()
+        return 0
+    ctx.out(f"{info['label']}  ({info['venue']}, {info['env'] or 'custom'})  {info['base_url']}")
+    for name, value in info["fields"].items():
+        if "\n" in value:
+            ctx.out(f"  {name}:")
+            for line in value.rstrip("\n").splitlines():
+                ctx.out(f"    {line}")
+        else:
+            ctx.out(f"  {name}: {value}")
+    ctx.out(f"  created: {info['created_at']}   key age: {info['key_age_days']}d" + (" (past due: rotate)" if info["key_overdue"] else ""))
+    if info["token"]:
+        ctx.out(f"  token: {info['token']['kind']} expires {info['token']['expires_at']}")
+    if info["rate_limit"]:
+        rl = info["rate_limit"]
+        ctx.out(f"  rate limit: {rl['remaining']}/{rl['limit']} (resets {rl['reset_at']})")
+    if info["health"]:
+        h = info["health"]
+        ctx.out(f"  health: {'ok' if h['ok'] else 'FAILING'} at {h['checked_at']} {h['message']}")
+    if info["generations"]:
+        ctx.out(f"  retired generations: {info['generations']}")
+    return 0
+
+
+# --- changing ----------------------------------------------------------------------------
+
+
+def cmd_remove(ctx: Context) -> int:
+    a = ctx.args
+    service = ctx.unlock()
+    service.get(a.label)
+    if not a.yes:
+        typed = ctx.ask(f"Type the label ({a.label}) to remove it for good: ")
+        if typed.strip() != a.label:
+            raise Cancelled("the label did not match", hint="nothing was removed")
+    service.remove_account(a.label)
+    ctx.out(f"removed {a.label}")
+    return 0
+
+
+def cmd_passwd(ctx: Context) -> int:
+    from ..fileformat import DEFAULT_KDF
+
+    a = ctx.args
+    service = ctx.unlock()
+    new = ctx.new_passphrase(a.new_passphrase_file)
+    service.change_passphrase(new, DEFAULT_KDF if a.upgrade_kdf else None)
+    ctx.out(f"passphrase changed ({service.kdf.describe()})")
+    return 0
+
+
+def cmd_rekey(ctx: Context) -> int:
+    from ..cli.context import read_passphrase_file
+
+    service = ctx.unlock()
+    # The passphrase is re-read rather than kept around since the unlock.
+    passphrase = read_passphrase_file(ctx.passphrase_file) if ctx.passphrase_file else ctx.passphrase("Passphrase again: ")
+    from ..service import VaultService
+
+    VaultService.unlock(ctx.vault_path, passphrase)  # proves it before re-encrypting
+    service.rekey(passphrase)
+    ctx.out("new data key; every byte re-encrypted")
+    return 0

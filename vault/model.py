@@ -1,0 +1,169 @@
+"""The vault's content as typed dataclasses, and their JSON form (payload schema 1).
+
+Times are POSIX seconds (float) inside the vault and ISO 8601 UTC at the edges (CLI JSON,
+screens).  Credential values live only in `Account.fields`; which of them are secret is
+the venue's decision (see vault.providers), never guessed here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _from(cls, raw: dict | None):
+    """Build a dataclass from a dict, ignoring keys a newer keyward may have added."""
+    if raw is None:
+        return None
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+@dataclass
+class Token:
+    """A minted JWT, a login's bearer token or a session: what a request carries."""
+
+    value: str
+    issued_at: float
+    expires_at: float | None
+    kind: str = "jwt"  # jwt | bearer | session
+
+    def remaining(self, now: float) -> float | None:
+        return None if self.expires_at is None else self.expires_at - now
+
+    def __repr__(self) -> str:  # never let a token reach a log through repr()
+        return f"Token(kind={self.kind!r}, expires_at={iso(self.expires_at)!r})"
+
+
+@dataclass
+class RateLimit:
+    limit: int | None
+    remaining: int | None
+    reset_at: float | None
+    observed_at: float
+
+
+@dataclass
+class Health:
+    ok: bool
+    checked_at: float
+    latency_ms: float | None = None
+    message: str = ""
+    status: int | None = None
+    skew_s: float | None = None
+
+
+@dataclass
+class Generation:
+    """A retired credential set, kept so that a failed rotation can roll back."""
+
+    fields: dict[str, str]
+    created_at: float
+    retired_at: float
+    reason: str = "rotated"
+
+    def __repr__(self) -> str:
+        return f"Generation(created_at={iso(self.created_at)!r}, retired_at={iso(self.retired_at)!r})"
+
+
+@dataclass
+class Account:
+    label: str
+    venue: str
+    base_url: str
+    fields: dict[str, str]
+    env: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created_at: float = 0.0
+    rotated_at: float | None = None
+    generations: list[Generation] = field(default_factory=list)
+    notes: str = ""
+    tags: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    token: Token | None = None
+    rate_limit: RateLimit | None = None
+    health: Health | None = None
+    history: list[int] = field(default_factory=list)  # rate-limit remaining samples, for sparklines
+
+    def __repr__(self) -> str:  # fields hold secrets: keep them out of reprs
+        return f"Account(label={self.label!r}, venue={self.venue!r}, base_url={self.base_url!r})"
+
+    def key_age_days(self, now: float) -> float:
+        return (now - (self.rotated_at or self.created_at)) / 86400
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Account:
+        acct = _from(cls, raw)
+        acct.generations = [_from(Generation, g) for g in raw.get("generations", [])]
+        acct.token = _from(Token, raw.get("token"))
+        acct.rate_limit = _from(RateLimit, raw.get("rate_limit"))
+        acct.health = _from(Health, raw.get("health"))
+        return acct
+
+
+@dataclass
+class Settings:
+    auto_lock_minutes: int = 5
+    clipboard_clear_seconds: int = 30
+    key_max_age_days: int = 90
+
+
+@dataclass
+class AuditEntry:
+    """One line of the audit trail.  `digest` chains it to the entry before it."""
+
+    at: float
+    action: str
+    account: str | None
+    outcome: str
+    detail: str = ""
+    prev: str = ""
+    digest: str = ""
+
+
+@dataclass
+class VaultData:
+    accounts: list[Account] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+    audit: list[AuditEntry] = field(default_factory=list)
+    schema: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "settings": asdict(self.settings),
+            "accounts": [a.to_dict() for a in self.accounts],
+            "audit": [asdict(e) for e in self.audit],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> VaultData:
+        return cls(
+            accounts=[Account.from_dict(a) for a in raw.get("accounts", [])],
+            settings=_from(Settings, raw.get("settings")) or Settings(),
+            audit=[_from(AuditEntry, e) for e in raw.get("audit", [])],
+            schema=raw.get("schema", SCHEMA_VERSION),
+        )
+
+    def find(self, label: str) -> Account | None:
+        for acct in self.accounts:
+            if acct.label == label:
+                return acct
+        return None

@@ -1,0 +1,81 @@
+"""What an account looks like to a person or a script: masking and summaries.
+
+The CLI's JSON and the dashboard's table both come from here, so a secret is masked
+in exactly one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import Account, iso
+from .providers import get_provider
+
+ELLIPSIS = "…"
+
+
+def mask(value: str) -> str:
+    """First 4 characters and an ellipsis; short values (a 4-of-8 prefix would give half
+    of them away) and PEM blocks (whose first characters are dashes) show no prefix."""
+    if len(value) < 12 or value.startswith("-----"):
+        return "••••" + ELLIPSIS
+    return value[:4] + ELLIPSIS
+
+
+def masked_fields(acct: Account, reveal: bool = False) -> dict[str, str]:
+    provider = get_provider(acct.venue)
+    out = {}
+    for spec in provider.fields:
+        if spec.name in acct.fields:
+            value = acct.fields[spec.name]
+            out[spec.name] = value if (reveal or not spec.secret) else mask(value)
+    return out
+
+
+def key_display(acct: Account) -> str:
+    """The identifying key for a table column: the API key, masked when it is secret."""
+    value = acct.fields.get("api_key", "")
+    provider = get_provider(acct.venue)
+    secret = any(f.name == "api_key" and f.secret for f in provider.fields)
+    return mask(value) if secret else value
+
+
+def key_max_age(acct: Account, default_days: int) -> int:
+    return int(acct.settings.get("key_max_age_days", default_days))
+
+
+def summary(acct: Account, now: float, *, default_max_age: int = 90) -> dict[str, Any]:
+    """The `list --json` object (no credential values at all)."""
+    age = acct.key_age_days(now)
+    max_age = key_max_age(acct, default_max_age)
+    tok = acct.token
+    rl = acct.rate_limit
+    h = acct.health
+    return {
+        "label": acct.label,
+        "venue": acct.venue,
+        "env": acct.env,
+        "base_url": acct.base_url,
+        "created_at": iso(acct.created_at),
+        "rotated_at": iso(acct.rotated_at),
+        "key_age_days": round(age, 1),
+        "key_max_age_days": max_age,
+        "key_overdue": age > max_age,
+        "generations": len(acct.generations),
+        "tags": list(acct.tags),
+        "token": None if tok is None else {"kind": tok.kind, "issued_at": iso(tok.issued_at), "expires_at": iso(tok.expires_at)},
+        "rate_limit": None if rl is None else {"limit": rl.limit, "remaining": rl.remaining, "reset_at": iso(rl.reset_at)},
+        "health": None
+        if h is None
+        else {"ok": h.ok, "checked_at": iso(h.checked_at), "latency_ms": h.latency_ms, "message": h.message},
+    }
+
+
+def detail(acct: Account, now: float, *, reveal: bool = False, default_max_age: int = 90) -> dict[str, Any]:
+    """The `show --json` object: the summary plus fields (masked unless revealed)."""
+    out = summary(acct, now, default_max_age=default_max_age)
+    out["id"] = acct.id
+    out["fields"] = masked_fields(acct, reveal)
+    out["notes"] = acct.notes
+    out["settings"] = dict(acct.settings)
+    return out
