@@ -1,0 +1,1 @@
+"""The keyward dashboard (Textual).  Nothing here is imported by the CLI path."""
