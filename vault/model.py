@@ -167,3 +167,20 @@ class VaultData:
             if acct.label == label:
                 return acct
         return None
+
+
+@dataclass
+class Credentials:
+    """What a script receives for one account: the live token and the headers a request
+    needs now.  Built by vault.ops locally or returned by the unlock agent, so it must
+    stay a plain dataclass that costs nothing to import."""
+
+    account: str
+    venue: str
+    base_url: str
+    token: Token | None
+    headers: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)  # venue-specific KEYWARD_* variables for `exec`
+
+    def __repr__(self) -> str:
+        return f"Credentials(account={self.account!r}, venue={self.venue!r}, token={self.token!r})"
