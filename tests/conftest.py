@@ -1,0 +1,92 @@
+"""Shared fixtures: real vaults on disk (small KDF), a real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from vault.fileformat import KdfParams
+from vault.service import VaultService
+
+# The floor: keeps a KDF run to milliseconds.  Only tests of the defaults use more.
+SMALL_KDF = KdfParams(iterations=1, memory_kib=8 * 1024, parallelism=1)
+PASSPHRASE = "correct horse battery staple"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def small_kdf() -> KdfParams:
+    return SMALL_KDF
+
+
+@pytest.fixture
+def vault_path(tmp_path: Path) -> Path:
+    return tmp_path / "vaultdir" / "vault.kw"
+
+
+@pytest.fixture
+def passphrase_file(tmp_path: Path) -> Path:
+    path = tmp_path / "passphrase"
+    path.write_text(PASSPHRASE + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def service(vault_path: Path) -> VaultService:
+    return VaultService.create(vault_path, PASSPHRASE, SMALL_KDF)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def both(self) -> str:
+        return self.out + self.err
+
+
+class KeywardCLI:
+    """Runs `python -m vault` as a real subprocess against one vault."""
+
+    def __init__(self, vault_path: Path, passphrase_file: Path, home: Path) -> None:
+        self.vault_path = vault_path
+        self.passphrase_file = passphrase_file
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")
+        } | {"HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run"), "PYTHONPATH": str(REPO)}
+
+    def __call__(self, *args: str, input: str | None = None, passphrase: bool = True, timeout: float = 60,
+                 env: dict[str, str] | None = None) -> Result:
+        cmd = [sys.executable, "-m", "vault", "--vault", str(self.vault_path)]
+        if passphrase:
+            cmd += ["--passphrase-file", str(self.passphrase_file)]
+        proc = subprocess.run(
+            cmd + list(args),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env | (env or {}),
+            stdin=None if input is not None else subprocess.DEVNULL,
+            start_new_session=True,  # no controlling terminal: prompts must not hang a test
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def init(self) -> Result:
+        return self("init", "--kdf-memory-mib", "8", "--kdf-iterations", "1", "--kdf-parallelism", "1")
+
+
+@pytest.fixture
+def kw(vault_path: Path, passphrase_file: Path, tmp_path: Path) -> KeywardCLI:
+    home = tmp_path / "home"
+    (home / "run").mkdir(parents=True)
+    (home / "run").chmod(0o700)
+    return KeywardCLI(vault_path, passphrase_file, home)
