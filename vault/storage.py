@@ -144,7 +144,16 @@ class VaultFile:
     def write(self, data: bytes) -> None:
         """Atomic replace, keeping the previous generation as `.bak`.  Call under `locked()`."""
         ensure_private_dir(self.path.parent)
+        self._remove_stale_temps()
         write_private(self.path, data, before_replace=self._keep_backup if self.path.exists() else None)
+
+    def _remove_stale_temps(self) -> None:
+        # Under the lock no other writer exists, so any temp file is from a killed save.
+        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
 
     def _keep_backup(self) -> None:
         # A hard link costs no copy and is itself atomic: .bak is always a whole file.

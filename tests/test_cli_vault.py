@@ -1,0 +1,283 @@
+"""The vault CLI as a user meets it: real subprocesses, real files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+
+import pexpect
+import pytest
+
+from vault.errors import (
+    AccountNotFound,
+    CorruptVault,
+    InputError,
+    InsecureTransport,
+    InvalidCredential,
+    UnknownVenue,
+    UnsupportedVersion,
+    VaultNotFound,
+    WrongPassphrase,
+)
+
+from .conftest import PASSPHRASE, REPO
+
+KIIEX_EXPORT = {
+    "APIKey": "kiiexApiKey0001",
+    "APISecret": "KIIEX-SECRET-abcdef0123456789",
+    "Nonce": "NONCE-SECRET-987654321",
+    "UserId": "42",
+    "UserName": "alice",
+}
+TRADEREADY_REGISTRATION = {
+    "account_id": "550e8400-e29b-41d4-a716-446655440000",
+    "api_key": "ak_live_TRKEY0000000000000",
+    "api_secret": "sk_live_TRSECRET000000000000",
+    "display_name": "AlphaBot",
+    "starting_balance": "10000.00",
+    "message": "Save your API secret now. It will not be shown again.",
+}
+SECRETS = [KIIEX_EXPORT["APISecret"], KIIEX_EXPORT["Nonce"], TRADEREADY_REGISTRATION["api_key"], TRADEREADY_REGISTRATION["api_secret"]]
+
+
+def ec_pem(curve=None) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(curve or ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+def one_line(result) -> str:
+    lines = [line for line in result.err.splitlines() if line.startswith("keyward:")]
+    assert len(lines) == 1, result.err
+    assert "Traceback" not in result.err
+    return lines[0]
+
+
+@pytest.fixture
+def populated(kw, tmp_path):
+    assert kw.init().code == 0
+    (tmp_path / "kiiex.json").write_text(json.dumps(KIIEX_EXPORT))
+    (tmp_path / "tr.json").write_text(json.dumps(TRADEREADY_REGISTRATION))
+    assert kw("import", str(tmp_path / "kiiex.json"), "--label", "ki", "--env", "staging").code == 0
+    assert kw("import", str(tmp_path / "tr.json"), "--label", "tr").code == 0
+    return kw
+
+
+def test_init_list_show_masked(populated):
+    kw = populated
+    listing = kw("list", "--json")
+    assert listing.code == 0
+    rows = json.loads(listing.out)
+    assert [(r["label"], r["venue"], r["env"]) for r in rows] == [("ki", "kiiex", "staging"), ("tr", "tradeready", "prod")]
+    assert {"token", "rate_limit", "health", "key_age_days"} <= set(rows[0])
+    shown = kw("show", "ki", "--json")
+    fields = json.loads(shown.out)["fields"]
+    assert fields["api_key"] == "kiiexApiKey0001"  # not a secret at Kiiex
+    assert fields["api_secret"] == "KIIE…"
+    assert fields["user_id"] == "42"
+    for result in (listing, shown, kw("list"), kw("show", "tr")):
+        for secret in SECRETS:
+            assert secret not in result.both
+
+
+def test_show_reveal_shows_and_is_audited(populated):
+    shown = json.loads(populated("show", "ki", "--reveal", "--json").out)
+    assert shown["fields"]["api_secret"] == KIIEX_EXPORT["APISecret"]
+    from vault.service import VaultService
+
+    audit = VaultService.unlock(populated.vault_path, PASSPHRASE).data.audit
+    assert [e.action for e in audit][-1] == "reveal"
+
+
+def test_vault_file_holds_no_plaintext(populated):
+    blob = populated.vault_path.read_bytes() + populated.vault_path.with_name("vault.kw.bak").read_bytes()
+    for secret in SECRETS + ["kiiexApiKey0001", "alice"]:
+        assert secret.encode() not in blob
+
+
+def test_add_from_json_stdin_and_private_key_file(kw, tmp_path):
+    kw.init()
+    pem = tmp_path / "key.pem"
+    pem.write_text("\n\n" + ec_pem() + "\n  \n")  # paste accidents around it
+    r = kw("add", "powertrade", "pt", "--env", "test", "--from-json", "-", "--private-key-file", str(pem), input='{"api_key": "pt-key-1"}')
+    assert r.code == 0, r.err
+    detail = json.loads(kw("show", "pt", "--json").out)
+    assert detail["base_url"] == "https://api.rest.test.power.trade"
+    assert detail["fields"]["private_key"] == "••••…"
+    r = kw("add", "hypersolutions", "hy", "--base-url", "http://127.0.0.1:9/hypersolutions", "--from-json", "-",
+           input='{"api_key": "hyper-key-abcdef", "jwt_key": "hyper-jwt-0123456789"}')
+    assert r.code == 0, r.err
+    assert "hyper-jwt-0123456789" not in kw("show", "hy").both
+
+
+@pytest.mark.parametrize(
+    "args,stdin,error,needle",
+    [
+        (("add", "nosuch", "x"), None, UnknownVenue, "known venues: powertrade"),
+        (("add", "kiiex", "x", "--from-json", "-"), '{"api_key": "k",', InputError, "line 1"),
+        (("add", "powertrade", "x", "--from-json", "-"), '{"api_key": "k", "private_key": "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----"}', InvalidCredential, "public key"),
+        (("add", "powertrade", "x", "--from-json", "-"), '{"api_key": "k", "private_key": "garbage!"}', InvalidCredential, "not PEM"),
+        (("add", "kiiex", "x", "--from-json", "-"), '{"api_key": "k", "api_secret": "s"}', InvalidCredential, "needs nonce"),
+        (("add", "kiiex", "x", "--base-url", "http://example.com/ap", "--from-json", "-"),
+         '{"api_key": "k", "api_secret": "s", "nonce": "n", "user_id": "1"}', InsecureTransport, "plain http"),
+        (("show", "nobody"), None, AccountNotFound, "no account"),
+        (("import", "-"), '{"hello": 1}', InputError, "not a format keyward recognises"),
+    ],
+)
+def test_user_errors_are_one_line_with_their_exit_code(kw, args, stdin, error, needle):
+    kw.init()
+    before = kw.vault_path.read_bytes()
+    r = kw(*args, input=stdin)
+    assert r.code == error.exit_code
+    assert needle in one_line(r)
+    assert kw.vault_path.read_bytes() == before
+
+
+def test_wrong_curve_is_refused(kw, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    kw.init()
+    pem = tmp_path / "k.pem"
+    pem.write_text(ec_pem(ec.SECP384R1()))
+    r = kw("add", "powertrade", "x", "--from-json", "-", "--private-key-file", str(pem), input='{"api_key": "k"}')
+    assert r.code == InvalidCredential.exit_code and "P-256" in one_line(r)
+
+
+def test_pem_without_header_is_repaired(kw, tmp_path):
+    kw.init()
+    body = "".join(ec_pem().strip().splitlines()[1:-1])
+    r = kw("add", "powertrade", "x", "--from-json", "-", input=json.dumps({"api_key": "k", "private_key": body}))
+    assert r.code == 0, r.err
+
+
+def test_wrong_passphrase_exit_code_and_file_unchanged(populated, tmp_path):
+    before = populated.vault_path.read_bytes()
+    bad = tmp_path / "bad"
+    bad.write_text("nope\n")
+    r = populated("--passphrase-file", str(bad), "list", passphrase=False)
+    assert r.code == WrongPassphrase.exit_code
+    assert "wrong passphrase" in one_line(r)
+    assert populated.vault_path.read_bytes() == before
+
+
+def test_corrupted_and_future_files_are_typed(populated):
+    blob = bytearray(populated.vault_path.read_bytes())
+    blob[200] ^= 0x01
+    populated.vault_path.write_bytes(bytes(blob))
+    r = populated("list")
+    assert r.code == CorruptVault.exit_code and ".bak" in one_line(r)
+    blob[200] ^= 0x01
+    blob[8] = 9
+    populated.vault_path.write_bytes(bytes(blob))
+    r = populated("list")
+    assert r.code == UnsupportedVersion.exit_code and "upgrade keyward" in one_line(r)
+
+
+def test_missing_vault_says_init(kw):
+    r = kw("list")
+    assert r.code == VaultNotFound.exit_code and "keyward init" in one_line(r)
+
+
+def test_no_terminal_and_no_passphrase_file_says_what_to_do(populated):
+    r = populated("list", passphrase=False)
+    assert r.code == InputError.exit_code and "--passphrase-file" in one_line(r)
+
+
+def test_passphrase_env_var_names_a_file_not_a_secret(populated):
+    r = populated("list", passphrase=False, env={"KEYWARD_PASSPHRASE_FILE": str(populated.passphrase_file)})
+    assert r.code == 0
+
+
+def test_remove_needs_confirmation_without_a_terminal(populated):
+    r = populated("remove", "ki")
+    assert r.code != 0
+    assert "ki" in populated("list").out
+    assert populated("remove", "ki", "--yes").code == 0
+    assert "ki " not in populated("list").out
+
+
+def test_passwd_and_rekey(populated, tmp_path):
+    new = tmp_path / "new"
+    new.write_text("another long passphrase\n")
+    assert populated("passwd", "--new-passphrase-file", str(new)).code == 0
+    assert populated("list").code == WrongPassphrase.exit_code
+    r = populated("--passphrase-file", str(new), "rekey", passphrase=False)
+    assert r.code == 0, r.err
+    assert "ki" in populated("--passphrase-file", str(new), "list", passphrase=False).out
+
+
+def test_group_readable_vault_warns_with_fix(populated):
+    os.chmod(populated.vault_path, 0o644)
+    r = populated("list")
+    assert r.code == 0 and "chmod 600" in r.err
+
+
+def test_init_prompts_twice_without_echo(tmp_path):
+    """Through a real pseudo-terminal, as a person types it."""
+    vault = tmp_path / "v" / "vault.kw"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "vault", "--vault", str(vault), "init", "--kdf-memory-mib", "8", "--kdf-iterations", "1", "--kdf-parallelism", "1"],
+        env=env, encoding="utf-8", timeout=30,
+    )
+    child.expect("Passphrase for the new vault: ")
+    child.sendline("typed secret passphrase")
+    child.expect(r"\(again\): ")
+    child.sendline("typed secret passphrase")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "typed secret passphrase" not in child.before  # no echo
+    assert stat.S_IMODE(vault.stat().st_mode) == 0o600
+    from vault.service import VaultService
+
+    VaultService.unlock(vault, "typed secret passphrase")
+
+
+def test_init_mismatched_passphrases_create_nothing(tmp_path):
+    vault = tmp_path / "v" / "vault.kw"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
+    child = pexpect.spawn(sys.executable, ["-m", "vault", "--vault", str(vault), "init", "--kdf-memory-mib", "8",
+                                           "--kdf-iterations", "1", "--kdf-parallelism", "1"], env=env, encoding="utf-8", timeout=30)
+    child.expect("vault: ")
+    child.sendline("first passphrase!")
+    child.expect(r"\(again\): ")
+    child.sendline("second passphrase")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == InputError.exit_code
+    assert "differ" in child.before
+    assert not vault.exists()
+
+
+def test_kdf_floor_is_enforced_at_init(kw):
+    r = kw("init", "--kdf-memory-mib", "4", "--kdf-iterations", "1", "--kdf-parallelism", "1")
+    assert r.code != 0 and "outside the accepted range" in one_line(r)
+    assert not kw.vault_path.exists()
+
+
+def test_no_option_takes_a_secret_value():
+    """Secrets come from prompts and files only: every option naming a secret or a
+    passphrase must be a *-file option (or a flag that takes no value)."""
+    import argparse
+
+    from vault.cli.main import build_parser
+
+    parser = build_parser()
+    parsers = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            parsers += list(action.choices.values())
+    checked = 0
+    for p in parsers:
+        for action in p._actions:
+            for opt in action.option_strings:
+                if any(word in opt for word in ("secret", "passphrase", "password", "private-key", "token", "nonce")):
+                    checked += 1
+                    assert opt.endswith("-file") or action.nargs == 0, opt
+    assert checked >= 3

@@ -1,0 +1,230 @@
+"""The v1 file format: round trips, the test vector, and every way a file can be damaged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vault import fileformat as ff
+from vault.errors import CorruptVault, KeywardError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
+from vault.model import Account, VaultData
+from vault.service import VaultService, decode_payload, encode_payload
+
+from .conftest import PASSPHRASE, SMALL_KDF
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DOC = Path(__file__).parent.parent / "docs" / "vault-format.md"
+VECTOR_PASSPHRASE = "keyward test vector"
+
+
+def small_vault() -> bytes:
+    data = VaultData(accounts=[Account("a", "kiiex", "https://x", {"api_key": "k", "api_secret": "s3cr3t-value"})])
+    return ff.encrypt_new(encode_payload(data), PASSPHRASE, SMALL_KDF)[2]
+
+
+@pytest.fixture(scope="module")
+def blob() -> bytes:
+    return small_vault()
+
+
+# --- the spec and the vector -----------------------------------------------------------
+
+
+def reference_decoder():
+    """The decoder printed in docs/vault-format.md, executed as written."""
+    text = DOC.read_text()
+    section = text.split("## Reference decoder", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    exec(code, scope)
+    return scope["decrypt_vault"]
+
+
+def test_reference_decoder_from_the_spec_opens_the_test_vector():
+    payload = reference_decoder()((FIXTURES / "vector-v1.kw").read_bytes(), VECTOR_PASSPHRASE)
+    assert payload == json.loads((FIXTURES / "vector-v1.json").read_text())
+
+
+def test_keyward_opens_the_test_vector(tmp_path):
+    path = tmp_path / "vector.kw"
+    path.write_bytes((FIXTURES / "vector-v1.kw").read_bytes())
+    service = VaultService.unlock(path, VECTOR_PASSPHRASE)
+    expected = json.loads((FIXTURES / "vector-v1.json").read_text())
+    assert json.loads(encode_payload(service.data)) == expected
+    assert [a.venue for a in service.accounts] == ["powertrade", "tradeready", "hypersolutions", "kiiex"]
+
+
+def test_reference_decoder_reads_what_keyward_writes(service):
+    service.add_account(Account("x", "kiiex", "https://x", {"api_key": "k", "api_secret": "s", "nonce": "n", "user_id": "1"}))
+    payload = reference_decoder()(service.file.path.read_bytes(), PASSPHRASE)
+    assert payload["accounts"][0]["label"] == "x"
+
+
+def test_layout_offsets_match_the_spec(blob):
+    assert ff.HEADER_LEN == 118
+    assert blob[:8] == b"KWVAULT\x00" and blob[8] == 1 and blob[9] == 1
+    assert struct.unpack_from(">III", blob, 10) == (1, 8192, 1)
+    assert struct.unpack_from(">Q", blob, 98)[0] == 1
+
+
+# --- round trips ---------------------------------------------------------------------------
+
+
+def test_round_trip_preserves_content():
+    data = VaultData(accounts=[Account("a", "tradeready", "https://api.tradeready.io", {"api_key": "ak_live_x", "api_secret": "ü-ß-秘密"})])
+    header, key, blob = ff.encrypt_new(encode_payload(data), "pässphrase", SMALL_KDF)
+    _, _, plain = ff.decrypt(blob, "pässphrase")
+    assert decode_payload(plain).accounts[0].fields["api_secret"] == "ü-ß-秘密"
+
+
+def test_every_save_uses_a_fresh_nonce():
+    data = encode_payload(VaultData())
+    header, key, blob = ff.encrypt_new(data, PASSPHRASE, SMALL_KDF)
+    h = ff.parse(blob)
+    nonces = {ff.parse(ff.seal(h, key, data, 2)).payload_nonce for _ in range(50)}
+    assert len(nonces) == 50
+
+
+def test_secrets_are_not_in_the_file_bytes(blob):
+    assert b"s3cr3t-value" not in blob
+    assert b"api_secret" not in blob  # even field names are encrypted
+
+
+def test_wrong_passphrase_is_typed(blob):
+    with pytest.raises(WrongPassphrase):
+        ff.decrypt(blob, "not the passphrase")
+
+
+# --- damage ---------------------------------------------------------------------------------
+
+
+def test_every_single_bit_flip_is_rejected(blob):
+    """Exhaustive over a small vault: 8 bits x every byte."""
+    for i in range(len(blob)):
+        for bit in range(8):
+            damaged = bytearray(blob)
+            damaged[i] ^= 1 << bit
+            with pytest.raises(KeywardError):
+                ff.decrypt(bytes(damaged), PASSPHRASE)
+
+
+def test_every_truncation_is_rejected(blob):
+    for n in range(len(blob)):
+        with pytest.raises(CorruptVault):
+            ff.decrypt(blob[:n], PASSPHRASE)
+
+
+def test_appended_bytes_are_rejected(blob):
+    with pytest.raises(CorruptVault):
+        ff.decrypt(blob + b"\x00", PASSPHRASE)
+
+
+@lru_cache(maxsize=None)
+def _kek(passphrase: str, salt: bytes, kdf: ff.KdfParams) -> bytes:
+    return ff.derive_kek(passphrase, salt, kdf)
+
+
+def _decrypt_with_cached_kdf(blob: bytes):
+    header = ff.parse(blob)
+    key = ff.unwrap_key(header, _kek(PASSPHRASE, header.salt, header.kdf))
+    return ff.open_payload(blob, header, key)
+
+
+def _fix_checksum(damaged: bytearray) -> bytes:
+    body = bytes(damaged[: -ff.CHECKSUM_LEN])
+    return body + hashlib.sha256(body).digest()
+
+
+def test_aead_alone_catches_every_flip_outside_the_kdf_cost_fields(blob):
+    """An attacker can recompute the checksum: the two GCM tags must still catch every
+    flip.  (Flips of t/m/p change the KDF cost itself; they are covered below without
+    letting a test allocate gigabytes.)"""
+    cost_fields = range(10, 22)
+    for i in range(len(blob) - ff.CHECKSUM_LEN):
+        if i in cost_fields:
+            continue
+        for bit in range(8):
+            damaged = bytearray(blob)
+            damaged[i] ^= 1 << bit
+            with pytest.raises((CorruptVault, WrongPassphrase, UnsupportedVersion)):
+                _decrypt_with_cached_kdf(_fix_checksum(damaged))
+
+
+@pytest.mark.parametrize("offset,value", [(10, 2), (14, 8193), (18, 2), (14, 9000)])
+def test_changed_kdf_cost_within_range_fails_authentication(blob, offset, value):
+    damaged = bytearray(blob)
+    struct.pack_into(">I", damaged, offset, value)
+    with pytest.raises(WrongPassphrase):
+        _decrypt_with_cached_kdf(_fix_checksum(damaged))
+
+
+@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_byte_corruption_property(data):
+    blob = _BLOB
+    i = data.draw(st.integers(0, len(blob) - 1))
+    new = data.draw(st.integers(0, 255).filter(lambda b: b != blob[i]))
+    damaged = bytearray(blob)
+    damaged[i] = new
+    with pytest.raises(KeywardError):
+        ff.decrypt(bytes(damaged), PASSPHRASE)
+
+
+_BLOB = small_vault()
+
+
+# --- versions and KDF bounds ------------------------------------------------------------
+
+
+def test_unknown_version_is_refused_with_upgrade_hint(blob):
+    damaged = bytearray(blob)
+    damaged[8] = 2
+    with pytest.raises(UnsupportedVersion, match="upgrade keyward"):
+        ff.decrypt(_fix_checksum(damaged), PASSPHRASE)
+
+
+def test_not_a_vault():
+    with pytest.raises(CorruptVault, match="not a keyward vault"):
+        ff.decrypt(b"hello world" * 20, PASSPHRASE)
+
+
+@pytest.mark.parametrize(
+    "t,m,p",
+    [(0, 8192, 1), (65, 8192, 1), (1, 4096, 1), (1, 4 * 1024 * 1024 + 1, 1), (1, 0xFFFFFFFF, 1), (1, 8192, 0), (1, 8192, 65), (1, 8192, 2000)],
+)
+def test_absurd_kdf_parameters_are_refused_before_deriving(blob, t, m, p, monkeypatch):
+    damaged = bytearray(blob)
+    struct.pack_into(">III", damaged, 10, t, m, p)
+
+    def must_not_run(*a, **k):  # the refusal must come before any memory is spent
+        raise AssertionError("KDF ran on absurd parameters")
+
+    monkeypatch.setattr("argon2.low_level.hash_secret_raw", must_not_run)
+    with pytest.raises(UnsafeKdfParameters):
+        ff.decrypt(_fix_checksum(damaged), PASSPHRASE)
+
+
+def test_newer_payload_schema_is_refused():
+    with pytest.raises(UnsupportedVersion):
+        decode_payload(json.dumps({"schema": 99}).encode())
+
+
+def test_default_kdf_is_rfc9106_second_option():
+    assert (ff.DEFAULT_KDF.iterations, ff.DEFAULT_KDF.memory_kib, ff.DEFAULT_KDF.parallelism) == (3, 65536, 4)
+
+
+def test_default_parameters_round_trip(tmp_path):
+    """The one test that pays for the real default KDF."""
+    path = tmp_path / "v.kw"
+    VaultService.create(path, PASSPHRASE)
+    service = VaultService.unlock(path, PASSPHRASE)
+    assert service.kdf == ff.DEFAULT_KDF
+    assert struct.unpack_from(">III", path.read_bytes(), 10) == (3, 65536, 4)
