@@ -763,6 +763,25 @@ def test_config_endpoint_reads_and_sets_fields(sb: Sandbox, http: httpx.Client) 
     assert sb.config.rate_limit == 5  # a partly bad request changes nothing
 
 
+@pytest.mark.parametrize(
+    ("venue", "path", "status"),
+    [
+        ("powertrade", "/_sandbox/api-keys", 400),
+        ("hypersolutions", "/_sandbox/api-keys", 400),
+        ("kiiex", "/_sandbox/api-keys", 400),
+        ("tradeready", "/api/v1/auth/register", 422),
+        ("tradeready", "/api/v1/auth/login", 422),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_refused_not_dropped(
+    sb: Sandbox, http: httpx.Client, venue: str, path: str, status: int
+) -> None:
+    for body in (b"{not json", b"[1, 2]"):
+        response = http.post(sb.base_url(venue) + path, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == status
+        assert response.json()
+
+
 def test_unknown_paths_get_the_venue_envelope(sb: Sandbox, http: httpx.Client) -> None:
     assert http.get(tr(sb, "/nope")).json()["error"]["code"] == "NOT_FOUND"
     assert http.get(kx(sb, "/Nope")).json()["errorcode"] == 104

@@ -199,6 +199,7 @@ class VenueHandler:
 
     name: ClassVar[str]
     root: ClassVar[str]
+    bad_body_status: ClassVar[int] = 400
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -249,7 +250,10 @@ class VenueHandler:
                 continue
             path_matched = True
             if route.method == request.method:
-                return route.action(request, **match.groupdict())
+                try:
+                    return route.action(request, **match.groupdict())
+                except BadRequestBody as exc:
+                    return self.error(self.bad_body_status, "VALIDATION_ERROR", str(exc))
         if path_matched:
             return self.error(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed here.")
         return self.error(404, "NOT_FOUND", "No such endpoint.")
@@ -480,8 +484,12 @@ class Sandbox:
                     return handler.error(500, "INTERNAL_ERROR", "Internal server error (sandbox fault)."), True
                 if not control and self.config.fail_503:
                     return handler.error(503, "SERVICE_UNAVAILABLE", "Service unavailable (sandbox fault)."), True
-                with self._lock:
-                    return handler.dispatch(venue_request), not control
+                try:
+                    with self._lock:
+                        return handler.dispatch(venue_request), not control
+                except Exception as exc:  # noqa: BLE001 - a sandbox bug must still answer, not drop the connection
+                    # Only the exception type: its message might quote a credential.
+                    return handler.error(500, "INTERNAL_ERROR", f"sandbox error: {type(exc).__name__}"), False
         return Response(404, {"error": "not_found", "message": "No sandbox venue serves this path."}), False
 
     def _handle_global(self, request: Request) -> Response | None:

@@ -74,6 +74,7 @@ def _iso_utc(ts: float) -> str:
 class TradeReadyHandler(VenueHandler):
     name = "tradeready"
     root = "/tradeready"
+    bad_body_status = 422  # the venue answers VALIDATION_ERROR/422 for any malformed body
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._accounts: dict[str, Account] = {}
@@ -99,12 +100,6 @@ class TradeReadyHandler(VenueHandler):
         if details is not None:
             body["details"] = details
         return Response(status, {"error": body})
-
-    def dispatch(self, request: Request) -> Response:
-        try:
-            return super().dispatch(request)
-        except BadRequestBody as exc:
-            return self.error(422, "VALIDATION_ERROR", str(exc))
 
     # -- registration (the one-time issuance) --
     def issue(self, params: dict[str, Any]) -> Response:
