@@ -1,0 +1,78 @@
+"""Open and save at 10, 1,000 and 10,000 accounts, beside the KDF that every unlock pays.
+
+Reference, measured in this run: one Argon2id derivation at the default parameters
+(t=3, m=64 MiB, p=4).  Targets (issue #2): beyond the KDF, open <= 100 ms and save
+<= 200 ms at 10,000 accounts; the KDF >= 90% of an unlock at 1,000 accounts.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vault import fileformat as ff  # noqa: E402
+from vault.model import Account  # noqa: E402
+from vault.service import VaultService, decode_payload  # noqa: E402
+
+
+def median_ms(fn, repeat: int = 5) -> float:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def account(i: int) -> Account:
+    return Account(
+        label=f"acct-{i:05d}",
+        venue="kiiex",
+        base_url="https://alphaprod.proxy.kiiex.io/ap",
+        env="prod",
+        fields={"api_key": os.urandom(16).hex(), "api_secret": os.urandom(32).hex(), "nonce": os.urandom(8).hex(), "user_id": str(i)},
+        created_at=time.time(),
+    )
+
+
+def main() -> None:
+    kdf = ff.DEFAULT_KDF
+    salt = os.urandom(16)
+    kdf_ms = median_ms(lambda: ff.derive_kek("benchmark passphrase", salt, kdf), 3)
+    print(f"reference: Argon2id {kdf.describe()} = {kdf_ms:.0f} ms")
+    print(f"{'accounts':>9} {'file KiB':>9} {'open-KDF ms':>12} {'save ms':>9} {'open/KDF':>9} {'save/KDF':>9} {'KDF share of unlock':>20}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (10, 1_000, 10_000):
+            path = Path(tmp) / f"v{n}.kw"
+            # Build with the floor KDF, then measure the parts of an unlock that are not the KDF.
+            svc = VaultService.create(path, "benchmark passphrase", ff.KdfParams(1, 8192, 1))
+            svc.transact(lambda data: data.accounts.extend(account(i) for i in range(n)))
+            key = svc._key
+
+            def open_beyond_kdf() -> None:
+                blob = path.read_bytes()
+                header = ff.parse(blob)
+                decode_payload(ff.open_payload(blob, header, key))
+
+            def save() -> None:
+                svc.transact(lambda data: None)
+
+            open_ms, save_ms = median_ms(open_beyond_kdf), median_ms(save)
+            share = kdf_ms / (kdf_ms + open_ms)
+            size = path.stat().st_size / 1024
+            print(f"{n:>9,} {size:>9.0f} {open_ms:>12.1f} {save_ms:>9.1f} {open_ms / kdf_ms:>9.3f} {save_ms / kdf_ms:>9.3f} {share:>19.1%}")
+            if n == 10_000:
+                print(f"  targets at 10,000: open beyond KDF {open_ms:.0f}/100 ms ({open_ms / 100:.2f}x of budget), "
+                      f"save {save_ms:.0f}/200 ms ({save_ms / 200:.2f}x of budget)")
+            if n == 1_000:
+                print(f"  target at 1,000: KDF share {share:.1%} (>= 90%)")
+
+
+if __name__ == "__main__":
+    main()
