@@ -281,3 +281,55 @@ def test_no_option_takes_a_secret_value():
                     checked += 1
                     assert opt.endswith("-file") or action.nargs == 0, opt
     assert checked >= 3
+
+
+def spawn_tty(*args: str) -> pexpect.spawn:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
+    return pexpect.spawn(sys.executable, ["-m", "vault", *args], env=env, encoding="utf-8", timeout=30)
+
+
+def test_add_prompts_for_fields_secrets_without_echo(kw):
+    kw.init()
+    child = spawn_tty("--vault", str(kw.vault_path), "--passphrase-file", str(kw.passphrase_file), "add", "kiiex", "typed",
+                      "--base-url", "http://127.0.0.1:9/kiiex/ap")
+    for prompt, answer in [("API key: ", "typedApiKey01"), ("API secret: ", "TYPED-SECRET-0123456789"),
+                           ("nonce: ", "TYPED-NONCE-55555"), ("user id: ", "77"), (r"user name \(optional", "")]:
+        child.expect(prompt)
+        child.sendline(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    transcript = child.before
+    assert "TYPED-SECRET-0123456789" not in transcript and "TYPED-NONCE-55555" not in transcript
+    shown = json.loads(kw("show", "typed", "--json", "--reveal").out)
+    assert shown["fields"] == {"api_key": "typedApiKey01", "api_secret": "TYPED-SECRET-0123456789",
+                               "nonce": "TYPED-NONCE-55555", "user_id": "77"}
+
+
+def test_import_asks_for_the_label(kw, tmp_path):
+    kw.init()
+    src = tmp_path / "export.json"
+    src.write_text(json.dumps(KIIEX_EXPORT))
+    child = spawn_tty("--vault", str(kw.vault_path), "--passphrase-file", str(kw.passphrase_file), "import", str(src))
+    child.expect(r"Label \[alice\]: ")
+    child.sendline("kiiex-main")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert [r["label"] for r in json.loads(kw("list", "--json").out)] == ["kiiex-main"]
+
+
+def test_weak_kdf_unlock_offers_an_upgrade(kw):
+    from vault import fileformat as ff
+
+    kw.init()
+    child = spawn_tty("--vault", str(kw.vault_path), "list")
+    child.expect("Vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    child.expect(r"Upgrade\? \[y/N\] ")
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert ff.parse(kw.vault_path.read_bytes()).kdf == ff.DEFAULT_KDF
+    assert kw("list").code == 0  # same passphrase still opens it
