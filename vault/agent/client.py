@@ -1,0 +1,187 @@
+"""Talking to a running agent: `connect()` and `AgentClient`.
+
+`AgentClient` has VenueOps' method names and return types (token, headers, login,
+check, check_many, doctor, exec_env), so a command written against VenueOps works
+unchanged against an agent.  This module is on the hot path of every scripted
+`keyward token`: stdlib sockets and JSON only, no textual/httpx/jwt/cryptography.
+
+An agent that has died (or dies mid-call) is not an error: with a `fallback` factory
+the client switches to local VenueOps, which asks for the passphrase as if no agent
+had ever run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Callable
+
+from ..errors import AgentError, VaultChanged
+from . import check_private_dir, resolved_vault, socket_path
+from .protocol import (
+    PROTOCOL_VERSION,
+    ProtocolError,
+    ProtocolTimeout,
+    error_from_wire,
+    from_wire,
+    peer_credentials,
+    recv,
+    same_user,
+    send,
+)
+
+HELLO_TIMEOUT = 5.0
+OP_TIMEOUT = 300.0  # logins and health checks go to the network; their own timeouts apply first
+
+
+class _AgentGone(Exception):
+    """The agent closed the connection or stopped being usable (internal).  `reason` is
+    the typed error to show when there is nothing to fall back on."""
+
+    def __init__(self, reason: Exception | None = None) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+def connect(vault_path: str | os.PathLike[str], *, fallback: Callable[[], Any] | None = None) -> AgentClient | None:
+    """A client for the agent holding this vault, or None when no agent answers.
+
+    Never raises for "no agent": a missing or stale socket, an agent that dies while
+    answering, a directory or a peer that is not ours (then we do not talk to it at all),
+    an agent speaking another protocol version.  The caller falls back to the prompt.
+    """
+    try:
+        path = socket_path(vault_path)
+        check_private_dir(path.parent)
+    except (OSError, AgentError):
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(HELLO_TIMEOUT)
+        sock.connect(str(path))
+        if not same_user(peer_credentials(sock)[1], os.getuid()):
+            raise ProtocolError("the socket is served by another user")
+        send(sock, {"v": PROTOCOL_VERSION, "op": "hello"})
+        reply = recv(sock)
+        if not reply or reply.get("ok") is not True or not isinstance(reply.get("result"), dict):
+            raise ProtocolError("no hello")
+        info = reply["result"]
+        if info.get("vault") != resolved_vault(vault_path) or info.get("v") != PROTOCOL_VERSION:
+            raise ProtocolError("another vault or protocol")
+    except (OSError, ProtocolError, AgentError):
+        sock.close()
+        return None
+    return AgentClient(sock, info, fallback=fallback)
+
+
+class AgentClient:
+    """VenueOps, answered by the agent.  One connection, many requests."""
+
+    def __init__(self, sock: socket.socket, info: dict[str, Any], *, fallback: Callable[[], Any] | None = None) -> None:
+        self._sock: socket.socket | None = sock
+        self.info = info  # the agent's hello: pid, vault, mode, ttl_s, remaining_s
+        self._fallback = fallback
+        self._local: Any = None
+
+    def __repr__(self) -> str:
+        return f"AgentClient(pid={self.info.get('pid')!r}, vault={self.info.get('vault')!r})"
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    @property
+    def pid(self) -> int:
+        return int(self.info["pid"])
+
+    # --- VenueOps' interface ----------------------------------------------------------
+
+    def token(self, label: str, *, force: bool = False):
+        return self._op(lambda ops: ops.token(label, force=force), "token", label=label, force=bool(force))
+
+    def headers(self, label: str):
+        return self._op(lambda ops: ops.headers(label), "headers", label=label)
+
+    def login(self, label: str):
+        return self._op(lambda ops: ops.login(label), "login", label=label)
+
+    def check(self, label: str):
+        return self._op(lambda ops: ops.check(label), "check", label=label)
+
+    def check_many(self, labels):
+        labels = list(labels)
+        return self._op(lambda ops: ops.check_many(labels), "check_many", labels=labels)
+
+    def doctor(self, label: str) -> list[str]:
+        return self._op(lambda ops: ops.doctor(label), "doctor", label=label)
+
+    def exec_env(self, label: str) -> dict[str, str]:
+        return self._op(lambda ops: ops.exec_env(label), "exec_env", label=label)
+
+    # --- the agent itself -------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """pid, vault, mode (idle|absolute), ttl_s, remaining_s; does not count as use."""
+        try:
+            self.info = self._call("status")
+        except _AgentGone:
+            raise AgentError("the unlock agent is not running", hint="start one with `keyward unlock`") from None
+        return self.info
+
+    def lock(self) -> None:
+        """Ask the agent to drop the vault and exit (an agent already gone is locked too)."""
+        try:
+            self._call("lock")
+        except _AgentGone:
+            pass
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _op(self, local: Callable[[Any], Any], op: str, **args: Any) -> Any:
+        if self._local is None:
+            try:
+                return self._call(op, **args)
+            except _AgentGone as gone:
+                if self._fallback is None:
+                    raise gone.reason or AgentError(
+                        "the unlock agent stopped while answering",
+                        hint="run the command again (without an agent it asks for the passphrase)",
+                    ) from None
+                self._local = self._fallback()
+        return local(self._local)
+
+    def _call(self, op: str, **args: Any) -> Any:
+        if self._sock is None:
+            raise _AgentGone()
+        try:
+            self._sock.settimeout(OP_TIMEOUT)
+            send(self._sock, {"v": PROTOCOL_VERSION, "op": op, **args})
+            reply = recv(self._sock)
+            if reply is None:
+                raise ProtocolError("closed")
+            if reply.get("ok") is True:
+                return from_wire(reply.get("result"))
+            err = error_from_wire(reply.get("error"))
+        except ProtocolTimeout:
+            self.close()
+            raise AgentError(
+                f"the unlock agent did not answer within {OP_TIMEOUT:.0f}s",
+                hint="check `keyward status`; `keyward lock` stops it",
+            ) from None
+        except ProtocolError:
+            self.close()
+            raise _AgentGone() from None
+        if isinstance(err, VaultChanged):
+            # The vault was re-keyed under the agent, which has now exited: carry on
+            # without it, exactly as if it had died.
+            self.close()
+            raise _AgentGone(err)
+        raise err

@@ -1,0 +1,459 @@
+"""The agent process: one unlocked vault behind a Unix socket, for one user, for a while.
+
+Started by `keyward unlock` as ``python -m vault.agent`` with the vault's data key on a
+pipe (vault.agent.launch).  It:
+
+- listens on ``<runtime dir>/agent-<hash of the vault path>.sock``, the directory 0700
+  and the socket 0600, and answers only peers whose SO_PEERCRED uid is its own;
+- performs operations (token, headers, login, check, check_many, doctor, exec_env) with
+  a VaultService + VenueOps and returns their results, never the data key or the
+  account's stored secrets; every write is the service's own locked, atomic transact,
+  and it reloads first whenever another process saved (`changed_on_disk()`);
+- exits, dropping the vault, when its TTL runs out (idle by default, or absolute), on
+  `lock`, on SIGTERM/SIGINT/SIGHUP, when the vault is re-keyed or deleted under it, or
+  when its socket is removed or replaced (another agent took over): an agent nobody can
+  reach must not keep secrets in memory;
+- writes nothing but its socket: no log, no pid file, stdout and stderr on /dev/null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import AgentError, KeywardError, VaultChanged
+from . import ensure_private_dir, resolved_vault, socket_path
+from .protocol import (
+    PROTOCOL_VERSION,
+    ProtocolError,
+    error_to_wire,
+    failure,
+    ok,
+    peer_credentials,
+    recv,
+    same_user,
+    send,
+)
+
+TICK_S = 0.25  # how often the TTL, the socket and the vault file are checked
+CLIENT_IDLE_S = 60.0  # a connection that sends nothing for this long is closed
+MAX_CLIENTS = 32
+SHUTDOWN_WAIT_S = 30.0  # how long an exit waits for an operation in flight
+MAX_LABELS = 1000
+
+
+def boottime() -> float:
+    """Seconds on a clock that keeps running through suspend: a laptop closed overnight
+    must come back with its agent expired (CLOCK_MONOTONIC stops during suspend)."""
+    try:
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return time.monotonic()
+
+
+class AgentServer:
+    """The socket server.  `ops` is a VenueOps (or anything with its methods)."""
+
+    def __init__(
+        self,
+        service: Any,
+        ops: Any,
+        *,
+        ttl: float,
+        absolute: bool = False,
+        vault_path: str | os.PathLike[str] | None = None,
+        sock_path: Path | None = None,
+        uid: int | None = None,
+        clock: Callable[[], float] = boottime,
+    ) -> None:
+        if ttl <= 0:
+            raise AgentError("the agent's TTL must be positive", hint="pass e.g. --ttl 15m")
+        self._service = service
+        self._ops = ops
+        self.vault = resolved_vault(vault_path if vault_path is not None else service.file.path)
+        self.sock_path = sock_path if sock_path is not None else socket_path(self.vault)
+        self.uid = os.getuid() if uid is None else uid
+        self.ttl = float(ttl)
+        self.absolute = absolute
+        self._clock = clock
+        self.started = clock()
+        self.started_wall = time.time()
+        self._last_used = self.started
+        self._op_lock = threading.Lock()
+        # A plain flag plus a self-pipe, not an Event: stop() runs inside signal handlers,
+        # where taking a lock the interrupted code may hold would deadlock.
+        self._stop_flag = False
+        self.stop_reason: str | None = None
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        self._listener: socket.socket | None = None
+        self._sock_id: tuple[int, int] | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+
+    def __repr__(self) -> str:
+        return f"AgentServer(vault={self.vault!r}, socket={str(self.sock_path)!r})"
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def bind(self) -> None:
+        """Listen on the socket path, atomically: bind and chmod under a temporary name,
+        listen, then rename over the final name.  A client never sees a socket that is not
+        yet 0600 or not yet listening, and two agents racing for one vault end with the
+        last one serving and the other noticing it was replaced and exiting."""
+        ensure_private_dir(self.sock_path.parent)
+        if peer_credential_option() is None:
+            raise AgentError("this system has no SO_PEERCRED", hint="the unlock agent runs on Linux only")
+        tmp = self.sock_path.with_name(f".{self.sock_path.name}.{os.getpid()}")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            old_umask = os.umask(0o177)
+            try:
+                listener.bind(str(tmp))
+            finally:
+                os.umask(old_umask)
+            os.chmod(tmp, 0o600)
+            listener.listen(64)
+            st = os.stat(tmp)
+            os.rename(tmp, self.sock_path)
+        except OSError as exc:
+            listener.close()
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise AgentError(f"cannot listen on {self.sock_path}: {exc.strerror}", hint="check the directory") from None
+        listener.setblocking(False)
+        self._listener = listener
+        self._sock_id = (st.st_dev, st.st_ino)
+
+    def stop(self, reason: str) -> None:
+        """Ask the serve loop to exit.  Safe from a signal handler and from any thread."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop_flag = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_flag
+
+    def remaining(self) -> float:
+        base = self.started if self.absolute else self._last_used
+        return base + self.ttl - self._clock()
+
+    def serve(self) -> str:
+        """Accept connections until a reason to stop; returns it (ttl, lock, signal, ...)."""
+        assert self._listener is not None, "bind() first"
+        while not self.stopping:
+            if self.remaining() <= 0:
+                self.stop("ttl")
+                break
+            if not self._socket_is_ours():
+                self.stop("socket-gone")
+                break
+            if not self._vault_exists():
+                self.stop("vault-gone")
+                break
+            timeout = max(0.0, min(TICK_S, self.remaining()))
+            try:
+                ready, _, _ = select.select([self._listener, self._wake_r], [], [], timeout)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+            if self._listener in ready:
+                self._accept()
+        return self.stop_reason or "stopped"
+
+    def close(self) -> None:
+        """Stop listening, remove our socket (not a successor's), drop the vault."""
+        self.stop(self.stop_reason or "closed")
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self._socket_is_ours():
+            try:
+                os.unlink(self.sock_path)
+            except FileNotFoundError:
+                pass
+        got = self._op_lock.acquire(timeout=SHUTDOWN_WAIT_S)
+        try:
+            lock = getattr(self._service, "lock", None)
+            if lock is not None:
+                lock()
+            self._service = None
+            self._ops = None
+        finally:
+            if got:
+                self._op_lock.release()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+    def _socket_is_ours(self) -> bool:
+        try:
+            st = os.stat(self.sock_path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._sock_id
+
+    def _vault_exists(self) -> bool:
+        service = self._service
+        return service is None or Path(service.file.path).exists()
+
+    # --- connections ------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        try:
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError:
+            return  # EMFILE and friends: the client retries or falls back
+        if not self._slots.acquire(blocking=False):
+            conn.close()
+            return
+        conn.setblocking(True)
+        threading.Thread(target=self._serve_connection, args=(conn,), name="keyward-agent-conn", daemon=True).start()
+
+    def peer_uid(self, conn: socket.socket) -> int:
+        return peer_credentials(conn)[1]
+
+    def check_peer(self, conn: socket.socket) -> bool:
+        """SO_PEERCRED: the kernel's record of who connected.  Fails closed."""
+        try:
+            return same_user(self.peer_uid(conn), self.uid)
+        except (OSError, KeywardError):
+            return False
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(CLIENT_IDLE_S)
+            if not self.check_peer(conn):
+                send(conn, failure(AgentError("this agent serves only the user who started it", hint="start your own with `keyward unlock`")))
+                return
+            while not self.stopping:
+                request = recv(conn)
+                if request is None:
+                    return
+                reply = self.dispatch(request)
+                if reply is None:  # shutting down: no answer, the client falls back
+                    return
+                send(conn, reply)
+        except ProtocolError:
+            return
+        finally:
+            conn.close()
+            self._slots.release()
+
+    # --- operations -------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "v": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "vault": self.vault,
+            "mode": "absolute" if self.absolute else "idle",
+            "ttl_s": self.ttl,
+            "remaining_s": max(0.0, round(self.remaining(), 3)),
+            "started_at": self.started_wall,
+        }
+
+    def dispatch(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """One request to one reply.  Never raises; never puts a secret in an error."""
+        if request.get("v") != PROTOCOL_VERSION:
+            return failure(
+                AgentError(
+                    f"the agent speaks protocol {PROTOCOL_VERSION}, the client {request.get('v')!r}",
+                    hint="run `keyward lock`, then `keyward unlock` with this keyward",
+                )
+            )
+        op = request.get("op")
+        if op in ("hello", "status"):  # looking is not using: the idle timer keeps running
+            return ok(self.describe())
+        if op == "lock":
+            self.stop("lock")
+            return ok(None)
+        handler = _OPERATIONS.get(op) if isinstance(op, str) else None
+        if handler is None:
+            return failure(AgentError(f"the agent has no operation {op!r}", hint="run `keyward lock` and retry"))
+        with self._op_lock:
+            if self.stopping or self._ops is None:
+                return None
+            try:
+                self._service.reload()  # pick up another process's save before reading
+                reply = ok(handler(self._ops, request))
+            except VaultChanged as err:
+                self.stop("rekeyed")  # our data key no longer opens the vault
+                return failure(err)
+            except KeywardError as err:
+                return failure(err)
+            except Exception as exc:  # a bug: say which kind, never the value
+                return failure(
+                    AgentError(
+                        f"the agent hit an internal error ({type(exc).__name__}) in {op}",
+                        hint="retry; if it persists, `keyward lock` and report it",
+                    )
+                )
+            self._last_used = self._clock()
+            return reply
+
+
+# --- the operation table -------------------------------------------------------------------
+
+
+def _label(request: dict[str, Any]) -> str:
+    label = request.get("label")
+    if not isinstance(label, str) or not label or len(label) > 256:
+        raise AgentError("the request names no valid account label", hint="pass a label")
+    return label
+
+
+def _labels(request: dict[str, Any]) -> list[str]:
+    labels = request.get("labels")
+    if not isinstance(labels, list) or len(labels) > MAX_LABELS or not all(isinstance(x, str) for x in labels):
+        raise AgentError("the request's labels are not a list of strings", hint="pass account labels")
+    return labels
+
+
+_OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
+    "token": lambda ops, r: ops.token(_label(r), force=r.get("force") is True),
+    "headers": lambda ops, r: ops.headers(_label(r)),
+    "login": lambda ops, r: ops.login(_label(r)),
+    "check": lambda ops, r: ops.check(_label(r)),
+    "check_many": lambda ops, r: ops.check_many(_labels(r)),
+    "doctor": lambda ops, r: ops.doctor(_label(r)),
+    "exec_env": lambda ops, r: ops.exec_env(_label(r)),
+}
+OPERATIONS = frozenset(_OPERATIONS) | {"hello", "status", "lock"}
+
+
+def peer_credential_option() -> int | None:
+    return getattr(socket, "SO_PEERCRED", None)
+
+
+# --- the process -----------------------------------------------------------------------------
+
+
+def harden_process() -> None:
+    """What ssh-agent and gpg-agent do: no core dumps, and not dumpable, which also stops
+    other processes of the same user from ptrace-attaching or reading /proc/PID/mem."""
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        pass
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_DUMPABLE = 4
+            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def read_key(fd: int) -> bytes:
+    """The 32-byte data key from the launcher's pipe, then EOF."""
+    chunks, total = [], 0
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while total <= 64:
+            chunk = pipe.read(65 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    key = b"".join(chunks)
+    if len(key) != 32:
+        raise AgentError("the agent did not receive a data key", hint="start it with `keyward unlock`")
+    return key
+
+
+def open_with_key(path: Path, key: bytes, clock: Callable[[], float] = time.time):
+    """The unlocked vault from its data key: no passphrase, no KDF run."""
+    from .. import fileformat as ff
+    from ..errors import CorruptVault
+    from ..service import VaultService, decode_payload
+    from ..storage import VaultFile
+
+    vfile = VaultFile(path)
+    blob = vfile.read()
+    header = ff.parse(blob)
+    try:
+        plaintext = ff.open_payload(blob, header, key)
+    except CorruptVault:
+        raise VaultChanged("the vault was re-keyed while the agent started", hint="run `keyward unlock` again") from None
+    return VaultService(vfile, header, key, decode_payload(plaintext), clock)
+
+
+def _report(ready, message: dict[str, Any]) -> None:
+    if ready is None:
+        return
+    try:
+        ready.write(json.dumps(message).encode("utf-8") + b"\n")
+        ready.close()
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vault.agent", description="keyward's unlock agent (start it with `keyward unlock`)")
+    parser.add_argument("--vault", required=True)
+    parser.add_argument("--ttl", type=float, required=True, help="seconds")
+    parser.add_argument("--absolute", action="store_true")
+    parser.add_argument("--key-fd", type=int, required=True)
+    parser.add_argument("--ready-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+
+    os.umask(0o077)
+    harden_process()
+    try:
+        ready = os.fdopen(args.ready_fd, "wb", buffering=0)
+    except OSError:
+        return 2
+    server: AgentServer | None = None
+    try:
+        key = read_key(args.key_fd)
+        service = open_with_key(Path(args.vault), key)
+        from ..ops import VenueOps
+
+        server = AgentServer(service, VenueOps(service), ttl=args.ttl, absolute=args.absolute, vault_path=args.vault)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda *_: server.stop("signal"))  # type: ignore[union-attr]
+        server.bind()
+    except KeywardError as err:
+        _report(ready, failure(err))
+        if server is not None:
+            server.close()
+        return 1
+    except Exception as exc:
+        _report(ready, failure(AgentError(f"the agent failed to start ({type(exc).__name__})", hint="rerun with KEYWARD_DEBUG=1")))
+        if os.environ.get("KEYWARD_DEBUG"):
+            raise
+        return 70
+    _report(ready, ok(server.describe()))
+    try:
+        server.serve()
+    finally:
+        server.close()
+    return 0
