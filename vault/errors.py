@@ -145,6 +145,12 @@ class AccountLockedOut(AuthRejected):
     exit_code = 35
 
 
+class SecondFactorRequired(AuthRejected):
+    """The venue wants a 2FA code (Kiiex's Requires2FA): an API key alone cannot log in."""
+
+    exit_code = 37
+
+
 class InsecureTransport(InputError):
     exit_code = 36
 
