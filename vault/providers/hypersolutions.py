@@ -1,11 +1,48 @@
-"""Hyper Solutions: x-api-key, an optional HS256 x-signature, organisation x-app-* headers."""
+"""Hyper Solutions: x-api-key, an optional HS256 x-signature, organisation x-app-* headers.
+
+* plain: `x-api-key` only;
+* signed (a `jwt_key` is stored): `x-signature` = HS256 `{key: api_key, exp: now + 15}`
+  signed with the JWT key (the official SDKs use 60 s; per-account `token_lifetime_s`);
+* organisation (`app_key` + `app_secret`): `x-app-key` and `x-app-signature` = HS256
+  `{key: app_key, exp: now + 60}` signed with the app secret, beside the user's key.
+
+Signatures this short die with a clock off by more than their lifetime: the `Date` of
+every answer is compared with our clock (see vault.http) and doctor says so.
+Its "rate-limit status" is the quota that `GET /usage` reports.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+import warnings
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import InvalidCredential
+from ..http import generic_error, header_rate_limit
 from .base import FieldSpec, normalize_fields
+from .powertrade import lifetime_setting
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+    from ..model import Account, RateLimit, Token
+
+SIGNATURE_LIFETIME_S = 15
+APP_SIGNATURE_LIFETIME_S = 60
+MIN_HMAC_KEY_BYTES = 32  # RFC 7518 3.2 for HS256
+
+
+def sign(key: str, secret: str, exp: int) -> str:
+    """The HS256 JWT `{key, exp}` both Hyper signatures use."""
+    import jwt
+
+    secret_bytes = secret.encode()
+    if len(secret_bytes) >= MIN_HMAC_KEY_BYTES:
+        return jwt.encode({"key": key, "exp": exp}, secret_bytes, algorithm="HS256")
+    # The venue chose the key's length, not the user: doctor reports a short one once,
+    # instead of PyJWT warning on every request.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return jwt.encode({"key": key, "exp": exp}, secret_bytes, algorithm="HS256")
 
 
 class HyperSolutions:
@@ -29,6 +66,139 @@ class HyperSolutions:
                 "organisation mode needs both app_key and app_secret", hint="give both, or neither"
             )
         return out
+
+    # --- tokens ----------------------------------------------------------------------
+
+    @staticmethod
+    def organisation(account: Account) -> bool:
+        return bool(account.fields.get("app_key") and account.fields.get("app_secret"))
+
+    def lifetime(self, account: Account) -> int:
+        default = APP_SIGNATURE_LIFETIME_S if self.organisation(account) else SIGNATURE_LIFETIME_S
+        return lifetime_setting(account, default)
+
+    def needs_token(self, account: Account, path: str | None) -> bool:
+        return self.organisation(account) or bool(account.fields.get("jwt_key"))
+
+    def mint(self, account: Account, now: float, cache: Any = None) -> Token | None:
+        from ..model import Token
+
+        f = account.fields
+        exp = int(now) + self.lifetime(account)
+        if self.organisation(account):
+            value = sign(f["app_key"], f["app_secret"], exp)
+        elif f.get("jwt_key"):
+            value = sign(f["api_key"], f["jwt_key"], exp)
+        else:
+            return None  # plain mode: the API key alone authenticates
+        return Token(value=value, issued_at=now, expires_at=exp, kind="jwt")
+
+    def login(self, account: Account, client: httpx.Client, now: float, sender: Any = None) -> None:
+        return None
+
+    def headers(self, account: Account, token: Token | None, now: float, path: str | None = None) -> dict[str, str]:
+        out = {"x-api-key": account.fields["api_key"]}
+        if token is not None:
+            if self.organisation(account):
+                out["x-app-key"] = account.fields["app_key"]
+                out["x-app-signature"] = token.value
+            else:
+                out["x-signature"] = token.value
+        return out
+
+    def exec_env(self, account: Account, token: Token | None) -> dict[str, str]:
+        out = {"KEYWARD_API_KEY": account.fields["api_key"]}
+        if token is not None and self.organisation(account):
+            out |= {"KEYWARD_APP_KEY": account.fields["app_key"], "KEYWARD_APP_SIGNATURE": token.value}
+        elif token is not None:
+            out["KEYWARD_SIGNATURE"] = token.value
+        return out
+
+    # --- responses -------------------------------------------------------------------
+
+    def health_request(self, account: Account) -> tuple[str, str, Any]:
+        return "GET", str(account.settings.get("health_path") or self.health_path), None
+
+    def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
+        """The /usage quota: the plan named by the `product` setting, else the tightest."""
+        from ..model import RateLimit, parse_iso
+
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        plans = body.get("plans") if isinstance(body, dict) else None
+        plans = [p for p in plans if isinstance(p, dict)] if isinstance(plans, list) else []
+        usable = [p for p in plans if isinstance(p.get("requestsRemaining"), int)]
+        if not usable:
+            return header_rate_limit(response, now)
+        plan = min(usable, key=lambda p: p["requestsRemaining"])
+        reset = None
+        if isinstance(plan.get("expiresAt"), str):
+            try:
+                reset = parse_iso(plan["expiresAt"])
+            except ValueError:
+                reset = None
+        quota = plan.get("requestsQuota")
+        return RateLimit(
+            limit=quota if isinstance(quota, int) else None,
+            remaining=plan["requestsRemaining"],
+            reset_at=reset,
+            observed_at=now,
+        )
+
+    def raise_for_error(self, account: Account, response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        # Hyper's `{error}` is free text: it is read for a keyword, never quoted.
+        text = ""
+        try:
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("error"), str):
+                text = body["error"].lower()
+        except ValueError:
+            pass
+        status, label = response.status_code, account.label
+        hint = None
+        if status == 401 and "expired" in text:
+            hint = f"the signature had expired by the venue's clock: check this machine's clock (`keyward doctor {label}`)"
+        elif status == 401 and "future" in text:
+            hint = "token_lifetime_s is longer than the venue accepts (60 s at most): lower it"
+        elif status == 401 and "app" in text:
+            hint = "the organisation app key or app secret is wrong"
+        elif status == 401 and "signature" in text:
+            hint = "the JWT key is wrong, or this key needs a signature and none is stored: add jwt_key"
+        elif status == 401:
+            hint = "Hyper Solutions does not know this API key: check it"
+        elif status == 403:
+            hint = "the API key is disabled: enable it or create a new one in the dashboard"
+        raise generic_error(self.title, label, response, hint=hint)
+
+    # --- doctor ----------------------------------------------------------------------
+
+    def doctor(self, account: Account, now: float) -> list[str]:
+        f = account.fields
+        out = []
+        if self.organisation(account):
+            out.append("info: organisation mode: x-app-key + x-app-signature beside the user's x-api-key")
+            secret, what = f["app_secret"], "app_secret"
+        elif f.get("jwt_key"):
+            out.append("info: signed mode: x-signature on every request")
+            secret, what = f["jwt_key"], "jwt_key"
+        else:
+            out.append("info: plain mode: x-api-key only (add jwt_key if your key requires signed requests)")
+            secret, what = "", ""
+        if secret and len(secret.encode()) < MIN_HMAC_KEY_BYTES:
+            out.append(f"warning: {what} is shorter than the 32 bytes RFC 7518 asks of an HS256 key")
+        life = self.lifetime(account)
+        if life > APP_SIGNATURE_LIFETIME_S:
+            out.append(f"warning: token_lifetime_s={life}: signatures expiring more than 60 s ahead may be refused")
+        else:
+            out.append(f"ok: signatures live {life} s; a clock off by more than that fails every request")
+        return out
+
+    def warnings(self, account: Account) -> list[str]:
+        return []
 
 
 PROVIDER = HyperSolutions()

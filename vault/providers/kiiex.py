@@ -1,11 +1,47 @@
-"""Kiiex on AlphaPoint APEX: HMAC-SHA256 signature, AuthenticateUser, then an aptoken session."""
+"""Kiiex on AlphaPoint APEX: HMAC-SHA256 signature, AuthenticateUser, then an aptoken session.
+
+Signature = lowercase hex HMAC-SHA256(key=api_secret, msg=nonce + user_id + api_key).
+`POST {base}/AuthenticateUser` carries APIKey, Signature, UserId and Nonce as headers and
+as the same-named JSON body fields.  The session token's key is not named on Kiiex's page:
+APEX documents `SessionToken`, other clients read `Token`; keys match case-insensitively.
+
+Several failed logins in a row lock the user until an administrator unlocks it.  So a
+login is attempted at most once per call, never retried, and after a failure keyward
+refuses to log in on its own again (see vault.ops) until the user runs `keyward login`.
+A session lives one hour after its last use, and only from the IP address that opened it.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+import hashlib
+import hmac
+from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import InvalidCredential
+from ..errors import AccountLockedOut, AuthRejected, InvalidCredential, SecondFactorRequired, VenueError
+from ..http import Sender, generic_error, header_rate_limit, json_body
 from .base import FieldSpec, normalize_fields
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+    from ..model import Account, RateLimit, Token
+
+LOGIN_PATH = "/AuthenticateUser"
+SESSION_IDLE_S = 3600
+REFRESH_MARGIN_S = 300
+TOKEN_KEYS = ("sessiontoken", "token")  # lower-cased; APEX's name first
+NEVER_RETRIED = "keyward will not retry on its own: repeated failures lock the user"
+# APEX's generic codes that a private call may answer with (often under HTTP 200).
+_APEX_CODES = {20: "Not Authorized", 100: "Invalid Response", 101: "Operation Failed", 102: "Server Error", 104: "Resource Not Found"}
+
+
+def signature(api_secret: str, nonce: str, user_id: str, api_key: str) -> str:
+    """The AuthenticateUser signature: 64 lowercase hex characters."""
+    return hmac.new(api_secret.encode(), (nonce + user_id + api_key).encode(), hashlib.sha256).hexdigest()
+
+
+def lower_keys(body: Any) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in body.items()} if isinstance(body, dict) else {}
 
 
 class Kiiex:
@@ -25,12 +61,155 @@ class Kiiex:
     default_env = "prod"
     health_path = "/GetUserAccounts"
     token_kind = "session"
+    locks_out = True  # failed logins count towards a lock-out: vault.ops never retries them
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:
         out = normalize_fields(self, raw)
         if not out["user_id"].isdigit():
             raise InvalidCredential("user_id must be a number", hint="use the UserId from Kiiex's export")
         return out
+
+    # --- sessions --------------------------------------------------------------------
+
+    def lifetime(self, account: Account) -> int:
+        value = account.settings.get("session_idle_s", SESSION_IDLE_S)
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else SESSION_IDLE_S
+
+    def is_fresh(self, token: Token | None, now: float) -> bool:
+        if token is None or token.kind != "session" or token.expires_at is None:
+            return False
+        return token.expires_at - now > REFRESH_MARGIN_S
+
+    def needs_token(self, account: Account, path: str | None) -> bool:
+        return True
+
+    def mint(self, account: Account, now: float, cache: Any = None) -> None:
+        return None  # the signature is not a token: it only opens a session
+
+    def login_request(self, account: Account) -> tuple[dict[str, str], dict[str, str]]:
+        """(headers, JSON body) for AuthenticateUser: the same four fields in both."""
+        f = account.fields
+        fields = {
+            "APIKey": f["api_key"],
+            "Signature": signature(f["api_secret"], f["nonce"], f["user_id"], f["api_key"]),
+            "UserId": f["user_id"],
+            "Nonce": f["nonce"],
+        }
+        body = dict(fields)
+        if f.get("username"):
+            body["UserName"] = f["username"]
+        return fields, body
+
+    def login(self, account: Account, client: httpx.Client, now: float, sender: Sender | None = None) -> Token:
+        """One AuthenticateUser attempt.  Never retried, not even after a 429 or a 5xx."""
+        sender = sender or Sender()
+        headers, body = self.login_request(account)
+        response = sender.send(
+            client, "POST", account.base_url + LOGIN_PATH, headers=headers, json=body, idempotent=False, venue=self.title
+        )
+        return self.parse_login(account, response, now)
+
+    def parse_login(self, account: Account, response: httpx.Response, now: float) -> Token:
+        from ..model import Token
+
+        label, status = account.label, response.status_code
+        if status == 429 or status >= 500 or 300 <= status < 400:
+            raise generic_error(self.title, label, response, hint=f"try `keyward login {label}` later; {NEVER_RETRIED}")
+        body = lower_keys(json_body(response, self.title))
+        if body.get("locked") is True:
+            raise AccountLockedOut(
+                f"Kiiex has locked user {account.fields['user_id']} of {label!r} after repeated failed logins",
+                hint="an administrator must unlock it (contact Kiiex support); keyward will not try again on its own",
+                status=status,
+                code="Locked",
+            )
+        if body.get("requires2fa") is True:
+            raise SecondFactorRequired(
+                f"Kiiex wants a second factor (2FA) for {label!r}: the API key alone cannot log in",
+                hint="allow API-key logins without 2FA for this key in Kiiex's settings, then `keyward login " + label + "`",
+                status=status,
+                code="Requires2FA",
+            )
+        token = next((body[k] for k in TOKEN_KEYS if isinstance(body.get(k), str) and body[k]), None)
+        if body.get("authenticated") is not True or status >= 400:
+            raise AuthRejected(
+                f"Kiiex refused the login of {label!r} (HTTP {status})",
+                hint=f"check api_key, api_secret, nonce and user_id (`keyward doctor {label}`); {NEVER_RETRIED}",
+                status=status,
+                code="NotAuthenticated",
+            )
+        if token is None or any(c.isspace() for c in token):
+            raise VenueError(
+                f"Kiiex authenticated {label!r} but sent no session token",
+                hint="the API may have changed; report it",
+                status=status,
+            )
+        return Token(value=token, issued_at=now, expires_at=now + self.lifetime(account), kind="session")
+
+    def headers(self, account: Account, token: Token | None, now: float, path: str | None = None) -> dict[str, str]:
+        return {"aptoken": token.value} if token is not None else {}
+
+    def exec_env(self, account: Account, token: Token | None) -> dict[str, str]:
+        out = {"KEYWARD_USER_ID": account.fields["user_id"], "KEYWARD_API_KEY": account.fields["api_key"]}
+        if token is not None:
+            out["KEYWARD_APTOKEN"] = token.value
+        return out
+
+    # --- responses -------------------------------------------------------------------
+
+    def health_request(self, account: Account) -> tuple[str, str, Any]:
+        body = {"OMSId": account.settings.get("oms_id", 1), "UserId": int(account.fields["user_id"])}
+        return "POST", str(account.settings.get("health_path") or self.health_path), body
+
+    def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
+        return header_rate_limit(response, now)  # none published; use them if sent
+
+    def raise_for_error(self, account: Account, response: httpx.Response) -> None:
+        """Private calls: APEX may say "Not Authorized" with HTTP 401 or inside a 200."""
+        status, label = response.status_code, account.label
+        try:
+            body = lower_keys(response.json())
+        except ValueError:
+            if response.is_success:
+                json_body(response, self.title)  # raises the "not valid JSON" VenueError
+            raise generic_error(self.title, label, response) from None
+        errorcode = body.get("errorcode") if body.get("result") is False else None
+        if response.is_success and not isinstance(errorcode, int):
+            return
+        code = f"APEX {errorcode} {_APEX_CODES[errorcode]}" if errorcode in _APEX_CODES else None
+        if status in (401, 403) or errorcode == 20:
+            raise AuthRejected(
+                f"Kiiex refused the session of {label!r} (HTTP {status}{', ' + code if code else ''})",
+                hint=f"it expired, was logged out or is used from another IP address: run `keyward login {label}`",
+                status=status,
+                code=code,
+            )
+        if not response.is_success:
+            raise generic_error(self.title, label, response)
+        raise VenueError(
+            f"Kiiex failed the request of {label!r} ({code or 'result false'})",
+            hint=f"retry later; see `keyward doctor {label}`",
+            status=status,
+            code=code,
+        )
+
+    # --- doctor ----------------------------------------------------------------------
+
+    def doctor(self, account: Account, now: float) -> list[str]:
+        f = account.fields
+        out = []
+        if f["user_id"].isdigit():
+            out.append("ok: user_id is numeric")
+        else:
+            out.append("problem: user_id must be Kiiex's numeric UserId")
+        sig = signature(f["api_secret"], f["nonce"], f["user_id"], f["api_key"])
+        out.append(f"ok: signature computed over nonce + user_id + api_key ({len(sig)} hex characters)")
+        if any(c.isspace() for c in f["api_secret"] + f["nonce"] + f["api_key"]):
+            out.append("problem: a credential contains whitespace: paste it again")
+        return out
+
+    def warnings(self, account: Account) -> list[str]:
+        return []
 
 
 PROVIDER = Kiiex()

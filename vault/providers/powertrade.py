@@ -1,11 +1,124 @@
-"""PowerTrade: an ES256 JWT signed with the account's EC P-256 key, sent as X-Power-Trade."""
+"""PowerTrade: an ES256 JWT signed with the account's EC P-256 key, sent as X-Power-Trade.
+
+Claims, exactly as the REST reference states: `sub` = api key, `iat`, `exp`, `client` =
+"api" and a rising `nonce` (milliseconds).  The server checks `iat <= now <= exp` and
+wants `exp - iat` within 30 s, recommending `iat = now - 5`: the token is back-dated 5 s
+(tolerating a server clock slightly behind ours) and lives `token_lifetime_s` (default
+30) from its iat.  The support page's examples use 60 s or even 10 days; a longer window
+is allowed as a per-account setting but warned about.
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+import hashlib
+import threading
+from typing import TYPE_CHECKING, Any, Mapping
 
+from ..errors import InputError, InvalidCredential
+from ..http import generic_error, header_rate_limit, safe_code
 from ..pem import normalize_ec_p256_private_key
 from .base import FieldSpec, normalize_fields
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+    from ..model import Account, RateLimit, Token
+
+TOKEN_HEADER = "X-Power-Trade"
+BACKDATE_S = 5
+DEFAULT_LIFETIME_S = 30
+DOCUMENTED_MAX_WINDOW_S = 30
+
+# What the sandbox (and a careful server) says in `error`, mapped to what to do.
+_HINTS = {
+    "expired": "the token was already expired by the venue's clock: check this machine's clock (`keyward doctor {label}`)",
+    "not_yet_valid": "the token is from the venue's future: this machine's clock runs ahead (`keyward doctor {label}`)",
+    "window_too_long": "set token_lifetime_s to 30 or less for this account",
+    "bad_signature": "the private key does not match this API key, or belongs to another environment (test vs prod)",
+    "unknown_key": "PowerTrade does not know this API key here: is it from another environment (test vs prod)?",
+    "replayed_nonce": "another client used a higher nonce for this key; retry",
+    "bad_client": "keyward sends client=\"api\"; a proxy may be rewriting requests",
+    "missing_token": "the X-Power-Trade header did not arrive; a proxy may be stripping it",
+}
+
+
+class NonceSource:
+    """Millisecond timestamps that rise strictly within this process, even when two
+    tokens are minted in the same millisecond or the clock steps back."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self, now: float) -> int:
+        ms = int(now * 1000)
+        with self._lock:
+            if ms <= self._last:
+                ms = self._last + 1
+            self._last = ms
+            return ms
+
+
+NONCES = NonceSource()  # not a secret: a process-wide counter is exactly what "rising" needs
+
+
+def load_private_key(pem: str) -> Any:
+    """Parse the stored PKCS#8 PEM (validated at `add`) into a signing key object."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise InvalidCredential(
+            "the stored PowerTrade private key cannot be parsed", hint="re-add the account with its PEM file"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise InvalidCredential("the stored PowerTrade key is not an EC P-256 key", hint="re-add it with the right PEM")
+    return key
+
+
+class KeyCache:
+    """Parsed signing keys for one unlocked session (owned by VenueOps, dropped on lock).
+
+    Keyed by account id and a fingerprint of the PEM, so a rotated key is re-parsed and
+    an old one is never used.  Parsing a PEM costs more than signing: this is what keeps
+    a mint close to a bare `jwt.encode` with a preloaded key.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, bytes], Any] = {}
+        self._lock = threading.Lock()
+
+    def private_key(self, account: Account) -> Any:
+        pem = account.fields["private_key"]
+        ident = (account.id, hashlib.sha256(pem.encode()).digest())
+        key = self._keys.get(ident)
+        if key is None:
+            key = load_private_key(pem)
+            with self._lock:
+                # Drop this account's older keys: only the current one may sign.
+                for old in [k for k in self._keys if k[0] == account.id]:
+                    del self._keys[old]
+                self._keys[ident] = key
+        return key
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def lifetime_setting(account: Account, default: int) -> int:
+    value = account.settings.get("token_lifetime_s", default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 86400:
+        raise InputError(
+            f"token_lifetime_s of {account.label!r} must be a number of seconds from 1 to 86400",
+            hint=f"fix the setting (default {default})",
+        )
+    return int(value)
 
 
 class PowerTrade:
@@ -28,6 +141,99 @@ class PowerTrade:
         out = normalize_fields(self, raw)
         out["private_key"] = normalize_ec_p256_private_key(out["private_key"])
         return out
+
+    # --- tokens ----------------------------------------------------------------------
+
+    def lifetime(self, account: Account) -> int:
+        return lifetime_setting(account, DEFAULT_LIFETIME_S)
+
+    def needs_token(self, account: Account, path: str | None) -> bool:
+        return True
+
+    def claims(self, account: Account, now: float) -> dict[str, Any]:
+        iat = int(now) - BACKDATE_S
+        return {
+            "sub": account.fields["api_key"],
+            "iat": iat,
+            "exp": iat + self.lifetime(account),
+            "client": "api",
+            "nonce": NONCES.next(now),
+        }
+
+    def mint(self, account: Account, now: float, cache: KeyCache | None = None) -> Token:
+        import jwt
+
+        from ..model import Token
+
+        key = cache.private_key(account) if cache is not None else load_private_key(account.fields["private_key"])
+        claims = self.claims(account, now)
+        value = jwt.encode(claims, key, algorithm="ES256")
+        return Token(value=value, issued_at=claims["iat"], expires_at=claims["exp"], kind="jwt")
+
+    def login(self, account: Account, client: httpx.Client, now: float, sender: Any = None) -> None:
+        return None  # no online exchange: every request carries a freshly minted token
+
+    def headers(self, account: Account, token: Token | None, now: float, path: str | None = None) -> dict[str, str]:
+        return {TOKEN_HEADER: token.value} if token is not None else {}
+
+    def exec_env(self, account: Account, token: Token | None) -> dict[str, str]:
+        return {"KEYWARD_API_KEY": account.fields["api_key"]}
+
+    # --- responses -------------------------------------------------------------------
+
+    def health_request(self, account: Account) -> tuple[str, str, Any]:
+        return "GET", str(account.settings.get("health_path") or self.health_path), None
+
+    def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
+        return header_rate_limit(response, now)  # none documented; use them if sent
+
+    def raise_for_error(self, account: Account, response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        code = None
+        try:
+            body = response.json()
+            if isinstance(body, dict):
+                code = safe_code(body.get("error"), upper=False)
+        except ValueError:
+            pass
+        hint = _HINTS.get(code or "")
+        if response.status_code == 401 and hint is None:
+            hint = f"missing, invalid or expired JWT: run `keyward doctor {account.label}`"
+        raise generic_error(
+            self.title, account.label, response, code=code, hint=hint.format(label=account.label) if hint else None
+        )
+
+    # --- doctor ----------------------------------------------------------------------
+
+    def doctor(self, account: Account, now: float) -> list[str]:
+        out = []
+        try:
+            load_private_key(account.fields["private_key"])
+            out.append("ok: the private key is a valid EC P-256 (ES256) key")
+        except InvalidCredential as err:
+            out.append(f"problem: {err}")
+        try:
+            life = self.lifetime(account)
+            if life > DOCUMENTED_MAX_WINDOW_S:
+                out.append(
+                    f"warning: token_lifetime_s is {life} s; PowerTrade's REST reference wants exp - iat within "
+                    f"{DOCUMENTED_MAX_WINDOW_S} s, so the venue may refuse these tokens (its older examples use 60 s)"
+                )
+            else:
+                out.append(f"ok: tokens are back-dated {BACKDATE_S} s and live {life} s from iat")
+        except InputError as err:
+            out.append(f"problem: {err}")
+        return out
+
+    def warnings(self, account: Account) -> list[str]:
+        life = self.lifetime(account)
+        if life > DOCUMENTED_MAX_WINDOW_S:
+            return [
+                f"warning: {account.label}: token_lifetime_s={life} exceeds PowerTrade's {DOCUMENTED_MAX_WINDOW_S} s "
+                "window; the venue may refuse the token"
+            ]
+        return []
 
 
 PROVIDER = PowerTrade()

@@ -1,10 +1,55 @@
-"""TradeReady: X-API-Key on most endpoints; a 1-hour bearer JWT from /auth/login for agents."""
+"""TradeReady: X-API-Key on most endpoints; a 1-hour bearer JWT from /auth/login for agents.
+
+`POST {base}/api/v1/auth/login {api_key, api_secret}` returns `{token, expires_at,
+token_type}`.  The bearer is cached in the vault (kind "bearer") and refreshed by logging
+in again when less than 5 minutes remain.  It is needed only for `/agents/*` and
+`/battles/*`; every other endpoint takes `X-API-Key`, so plain calls never log in.
+
+When the account has an `agent_id`, JWT requests carry `X-Agent-Id`, and `X-API-Key`
+carries the agent's own key when one is stored (least privilege: that key reaches only
+the agent's balances and orders).
+"""
 
 from __future__ import annotations
 
-from typing import Mapping
+import re
+from typing import TYPE_CHECKING, Any, Mapping
 
+from ..errors import AuthRejected
+from ..http import Sender, generic_error, header_rate_limit, json_body, safe_code
 from .base import FieldSpec, normalize_fields
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+    from ..model import Account, RateLimit, Token
+
+LOGIN_PATH = "/api/v1/auth/login"
+DEFAULT_LIFETIME_S = 3600
+REFRESH_MARGIN_S = 300
+_JWT_PATH = re.compile(r"/(agents|battles)(/|$)")
+
+# Envelope codes -> (what happened, what to do).  {label} is the account label.
+_CODES = {
+    "INVALID_API_KEY": ("TradeReady does not know the API key of {label!r}", "check the key; agent keys cannot log in"),
+    "INVALID_TOKEN": ("TradeReady refused the bearer token of {label!r}", "run `keyward login {label}` for a fresh one"),
+    "ACCOUNT_SUSPENDED": ("TradeReady has suspended the account of {label!r}", "contact TradeReady support"),
+    "PERMISSION_DENIED": (
+        "TradeReady denied {label!r} this operation",
+        "agent and battle endpoints need the bearer token: use `keyward headers {label}`",
+    ),
+    "ACCOUNT_NOT_FOUND": ("TradeReady has no such account or agent for {label!r}", "check the account's agent_id"),
+    "VALIDATION_ERROR": ("TradeReady rejected the request of {label!r} as invalid", "check the request's fields"),
+    "DUPLICATE_ACCOUNT": ("TradeReady already has an account with that email", "log in to the existing account"),
+    "RATE_LIMIT_EXCEEDED": ("TradeReady rate-limited {label!r}", "wait for the window to free up"),
+    "INTERNAL_ERROR": ("TradeReady failed on its side for {label!r}", "retry later"),
+    "SERVICE_UNAVAILABLE": ("TradeReady is unavailable for {label!r}", "retry later; it may be in maintenance"),
+}
+
+
+def needs_bearer(path: str | None) -> bool:
+    """Agent and battle management need the JWT; `None` (path unknown) means all headers."""
+    return path is None or bool(_JWT_PATH.search(path))
 
 
 class TradeReady:
@@ -25,6 +70,142 @@ class TradeReady:
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:
         return normalize_fields(self, raw)
+
+    # --- tokens ----------------------------------------------------------------------
+
+    def lifetime(self, account: Account) -> int:
+        return DEFAULT_LIFETIME_S  # the server decides; this is its documented default
+
+    def refresh_margin(self, token: Token) -> float:
+        """5 minutes, or a quarter of the token's life for a server issuing short ones."""
+        if token.expires_at is None:
+            return REFRESH_MARGIN_S
+        return min(REFRESH_MARGIN_S, max(0.0, token.expires_at - token.issued_at) / 4)
+
+    def is_fresh(self, token: Token | None, now: float) -> bool:
+        if token is None or token.kind != "bearer" or token.expires_at is None:
+            return False
+        return token.expires_at - now > self.refresh_margin(token)
+
+    def mint(self, account: Account, now: float, cache: Any = None) -> None:
+        return None  # the venue signs its own JWT at login
+
+    def needs_token(self, account: Account, path: str | None) -> bool:
+        return needs_bearer(path)
+
+    def login(self, account: Account, client: httpx.Client, now: float, sender: Sender | None = None) -> Token:
+        sender = sender or Sender()
+        response = sender.send(
+            client,
+            "POST",
+            account.base_url + LOGIN_PATH,
+            json={"api_key": account.fields["api_key"], "api_secret": account.fields["api_secret"]},
+            idempotent=False,
+            venue=self.title,
+        )
+        self.raise_for_error(account, response)
+        skew = sender.last.skew_s if sender.last is not None else None
+        return self.parse_login(account, response, now, skew)
+
+    def parse_login(self, account: Account, response: httpx.Response, now: float, skew_s: float | None) -> Token:
+        from ..model import Token, parse_iso
+
+        body = json_body(response, self.title)
+        token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token or any(c.isspace() for c in token):
+            raise AuthRejected(
+                f"TradeReady's login answer for {account.label!r} carries no usable token",
+                hint="retry later; if it persists the API may have changed",
+                status=response.status_code,
+            )
+        expires_at: float | None = None
+        raw = body.get("expires_at")
+        if isinstance(raw, str):
+            try:
+                expires_at = parse_iso(raw)
+            except ValueError:
+                expires_at = None
+        if expires_at is None:
+            expires_at = now + DEFAULT_LIFETIME_S
+        elif skew_s is not None and abs(skew_s) >= 2:
+            # expires_at is the server's time: move it onto our clock so "5 minutes left"
+            # means 5 minutes here too.
+            expires_at -= skew_s
+        return Token(value=token, issued_at=now, expires_at=expires_at, kind="bearer")
+
+    def headers(self, account: Account, token: Token | None, now: float, path: str | None = None) -> dict[str, str]:
+        f = account.fields
+        agent_id = f.get("agent_id")
+        key = f["agent_api_key"] if agent_id and f.get("agent_api_key") else f["api_key"]
+        out = {"X-API-Key": key}
+        if token is not None and needs_bearer(path):
+            out["Authorization"] = f"Bearer {token.value}"
+            if agent_id:
+                out["X-Agent-Id"] = agent_id
+        return out
+
+    def exec_env(self, account: Account, token: Token | None) -> dict[str, str]:
+        f = account.fields
+        agent_id = f.get("agent_id")
+        out = {"KEYWARD_API_KEY": f["agent_api_key"] if agent_id and f.get("agent_api_key") else f["api_key"]}
+        if token is not None:
+            out["KEYWARD_BEARER"] = token.value
+        if agent_id:
+            out["KEYWARD_AGENT_ID"] = agent_id
+        return out
+
+    # --- responses -------------------------------------------------------------------
+
+    def health_request(self, account: Account) -> tuple[str, str, Any]:
+        return "GET", str(account.settings.get("health_path") or self.health_path), None
+
+    def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
+        return header_rate_limit(response, now)
+
+    def raise_for_error(self, account: Account, response: httpx.Response) -> None:
+        if response.is_success:
+            return
+        code, retry_after = None, None
+        try:
+            body = response.json()
+            err = body.get("error") if isinstance(body, dict) else None
+            if isinstance(err, dict):
+                code = safe_code(err.get("code"), upper=True)
+                details = err.get("details")
+                if isinstance(details, dict) and isinstance(details.get("retry_after_seconds"), (int, float)):
+                    retry_after = float(details["retry_after_seconds"])
+        except ValueError:
+            pass
+        at_login = response.request.url.path.endswith(LOGIN_PATH) if response.request is not None else False
+        hint = None
+        if code == "INVALID_TOKEN" and at_login:
+            hint = "the API secret does not match this key: re-add the account with the right secret"
+        elif code in _CODES:
+            hint = _CODES[code][1].format(label=account.label)
+        error = generic_error(self.title, account.label, response, code=code, hint=hint, retry_after=retry_after)
+        if code in _CODES and not (code == "INVALID_TOKEN" and at_login):
+            error.message = _CODES[code][0].format(label=account.label) + f" (HTTP {response.status_code}, {code})"
+            error.args = (error.message,)
+        raise error
+
+    # --- doctor ----------------------------------------------------------------------
+
+    def doctor(self, account: Account, now: float) -> list[str]:
+        f = account.fields
+        out = []
+        if f["api_key"].startswith("ak_"):
+            out.append("ok: the API key has TradeReady's ak_ prefix")
+        else:
+            out.append("warning: the API key lacks TradeReady's ak_ prefix: is it the right value?")
+        if not f["api_secret"].startswith("sk_"):
+            out.append("warning: the API secret lacks TradeReady's sk_ prefix: is it the right value?")
+        if f.get("agent_id"):
+            scope = "the agent's own key" if f.get("agent_api_key") else "the account key (no agent_api_key stored)"
+            out.append(f"info: agent_id is set: JWT calls carry X-Agent-Id; X-API-Key carries {scope}")
+        return out
+
+    def warnings(self, account: Account) -> list[str]:
+        return []
 
 
 PROVIDER = TradeReady()
