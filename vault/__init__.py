@@ -1,4 +1,18 @@
 """keyward's non-UI half: the vault, the venues, the sandbox and the CLI.
 
-Importing `vault` is cheap; the Python API for scripts lives in `vault.api`.
+Importing `vault` is cheap; the Python API for scripts lives in `vault.api` and is
+loaded on first use: `vault.auth(label)`, `vault.client(label)`, `vault.open_vault()`.
 """
+
+from typing import Any
+
+_API = frozenset({"auth", "client", "open_vault", "KeywardAuth"})
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import vault` (and every CLI command) does not pay for httpx.
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'vault' has no attribute {name!r}")

@@ -1,0 +1,170 @@
+"""The Python API for scripts: `vault.auth(label)` as an httpx.Auth.
+
+    import httpx, vault
+
+    auth = vault.auth("desk")                      # unlocks the vault once
+    with httpx.Client(base_url=auth.base_url, auth=auth) as client:
+        client.get("/v1/position/funds")           # signed for this request
+
+Per-request schemes (PowerTrade's ES256 JWT, Hyper's signatures) are signed afresh for
+every request, retries included.  Session schemes log in when needed: TradeReady's bearer
+(only for /agents and /battles, which require it) and Kiiex's aptoken.  After a 401 the
+request is retried once with a fresh login for TradeReady only; a Kiiex 401 drops the
+session and is returned as it is (its next request logs in once): Kiiex locks users out
+after repeated failed logins, so keyward never retries one.
+
+Logins go through keyward's own client (no redirects, no plain http off loopback), never
+through the caller's, whose settings keyward does not control.  Credentials are only ever
+attached to requests for the account's own origin (scheme, host and port).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Generator
+from urllib.parse import urlsplit
+
+import httpx
+
+from .errors import InputError
+from .http import ensure_transport_allowed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ops import VenueOps
+
+__all__ = ["KeywardAuth", "auth", "client", "open_vault"]
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class KeywardAuth(httpx.Auth):
+    """Signs requests for one vault account (see the module docstring)."""
+
+    requires_request_body = False
+    requires_response_body = False
+
+    def __init__(self, ops: VenueOps, label: str) -> None:
+        info = ops.summary(label)
+        self._ops = ops
+        self.label = label
+        self.venue: str = info["venue"]
+        self.base_url: str = info["base_url"]
+        self._origin = _origin(self.base_url)
+        self._base_path = urlsplit(self.base_url).path.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"KeywardAuth(label={self.label!r}, venue={self.venue!r})"
+
+    # --- the flows -------------------------------------------------------------------
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        used_bearer = self._sign(request, force_login=False)
+        response = yield request
+        if response.status_code == 401:
+            if self._relogin(used_bearer):
+                self._sign(request, force_login=True)
+                yield request
+            elif self.venue == "kiiex":
+                self._ops.forget_session(self.label)
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # A login (and the vault save after it) blocks: run it in a worker thread so the
+        # event loop keeps going.  Per-request signing costs microseconds: done inline.
+        session = self.venue in ("tradeready", "kiiex")
+        used_bearer = await self._run(session, self._sign, request, False)
+        response = yield request
+        if response.status_code == 401:
+            if self._relogin(used_bearer):
+                await self._run(True, self._sign, request, True)
+                yield request
+            elif self.venue == "kiiex":
+                await self._run(True, self._ops.forget_session, self.label)
+
+    @staticmethod
+    async def _run(offload: bool, fn: Any, *args: Any) -> Any:
+        if not offload:
+            return fn(*args)
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(fn, *args)
+
+    # --- signing ---------------------------------------------------------------------
+
+    def _relogin(self, used_bearer: bool) -> bool:
+        return self.venue == "tradeready" and used_bearer
+
+    def _sign(self, request: httpx.Request, force_login: bool) -> bool:
+        """Attach this request's headers; True when it carries a TradeReady bearer."""
+        ensure_transport_allowed(request.url)
+        if _origin(str(request.url)) != self._origin:
+            raise InputError(
+                f"refusing to attach the credentials of {self.label!r} to a request for "
+                f"{request.url.host}: the account's base URL is {self.base_url}",
+                hint="use auth.base_url as the client's base_url",
+            )
+        path = request.url.path
+        if self._base_path and path.startswith(self._base_path):
+            path = path[len(self._base_path) :] or "/"
+        creds = self._ops.sign(self.label, path, force_login=force_login)
+        request.headers.update(creds.headers)
+        return "Authorization" in creds.headers
+
+
+def open_vault(vault_path: str | os.PathLike[str] | None = None, *, passphrase_file: str | None = None) -> VenueOps:
+    """Unlock the vault and return its VenueOps (one KDF run; share it between auths).
+
+    The passphrase comes from `passphrase_file`, else $KEYWARD_PASSPHRASE_FILE, else a
+    no-echo prompt on the terminal."""
+    from .cli.context import read_passphrase_file
+    from .ops import VenueOps
+    from .service import VaultService
+    from .storage import default_vault_path
+
+    path = Path(vault_path).expanduser() if vault_path else default_vault_path()
+    source = passphrase_file or os.environ.get("KEYWARD_PASSPHRASE_FILE")
+    if source:
+        passphrase = read_passphrase_file(source)
+    elif sys.stdin is not None and sys.stdin.isatty():
+        passphrase = getpass.getpass(f"keyward passphrase for {path}: ")
+    else:
+        raise InputError(
+            "no passphrase: there is no terminal to ask on",
+            hint="pass passphrase_file=... or set KEYWARD_PASSPHRASE_FILE",
+        )
+    return VenueOps(VaultService.unlock(path, passphrase))
+
+
+def auth(
+    label: str,
+    *,
+    vault_path: str | os.PathLike[str] | None = None,
+    passphrase_file: str | None = None,
+    ops: VenueOps | None = None,
+) -> KeywardAuth:
+    """An httpx.Auth for one account (unlocking the vault unless `ops` is given)."""
+    return KeywardAuth(ops or open_vault(vault_path, passphrase_file=passphrase_file), label)
+
+
+def client(
+    label: str,
+    *,
+    vault_path: str | os.PathLike[str] | None = None,
+    passphrase_file: str | None = None,
+    ops: VenueOps | None = None,
+) -> httpx.Client:
+    """An httpx.Client on the account's base URL, signing every request, built like
+    keyward's own (TLS verified, no redirects followed)."""
+    from .http import make_client
+
+    signer = auth(label, vault_path=vault_path, passphrase_file=passphrase_file, ops=ops)
+    c = make_client()
+    c.base_url = httpx.URL(signer.base_url + "/")
+    c.auth = signer
+    return c
