@@ -17,6 +17,7 @@ _TRADEREADY = {
     "agentid": "agent_id",
     "agentapikey": "agent_api_key",
 }
+_HYPER = {"apikey": "api_key", "jwtkey": "jwt_key", "appkey": "app_key", "appsecret": "app_secret"}
 _IGNORED_TRADEREADY = {"displayname", "startingbalance", "message", "email"}
 
 
@@ -25,9 +26,15 @@ def _norm(key: str) -> str:
 
 
 def parse_json(text: str, source: str) -> Any:
+    """JSON, or (recognised by its KEYWARD_VENUE line) a `keyward export --format env` file,
+    returned as the keyward export object so that `import` reads every export back."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        from .export import looks_like_env, parse_env
+
+        if looks_like_env(text):
+            return parse_env(text)
         # Position only: never echo the offending text, which may be a secret.
         raise InputError(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
@@ -47,10 +54,15 @@ def recognise(obj: Any) -> tuple[str, dict[str, str], dict[str, Any]]:
         fields = {_KIIEX[n]: str(obj[k]) for n, k in keys.items() if n in _KIIEX}
         return "kiiex", fields, {"label": obj.get(keys.get("username", ""), None)}
     if {"apikey", "apisecret"} <= set(keys) and (
-        "accountid" in keys or str(obj[keys["apikey"]]).startswith("ak_")
+        "accountid" in keys or "agentapikey" in keys or str(obj[keys["apikey"]]).startswith("ak_")
     ):
         fields = {_TRADEREADY[n]: str(obj[k]) for n, k in keys.items() if n in _TRADEREADY and obj[k] is not None}
         return "tradeready", fields, {"label": obj.get(keys.get("displayname", ""), None)}
+    # PowerTrade's and Hyper Solutions' issued fields (`keyward export --format native`).
+    if set(keys) == {"apikey", "privatekey"}:
+        return "powertrade", {"api_key": str(obj[keys["apikey"]]), "private_key": str(obj[keys["privatekey"]])}, {}
+    if "apikey" in keys and ("jwtkey" in keys or "appkey" in keys) and set(keys) <= set(_HYPER):
+        return "hypersolutions", {_HYPER[n]: str(obj[k]) for n, k in keys.items() if obj[k] is not None}, {}
     raise InputError(
         "this JSON is not a format keyward recognises",
         hint="expected TradeReady's registration response or Kiiex's Export to JSON; "
