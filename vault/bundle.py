@@ -1,0 +1,211 @@
+"""Encrypted export bundles: moving accounts between vaults without plaintext on disk.
+
+A bundle is a file of the vault's own format (docs/vault-format.md) with the magic
+``KWBUNDL\\0`` instead of ``KWVAULT\\0``, sealed under a passphrase of its own (never the
+vault's) with a fresh salt and data key.  Its payload is JSON::
+
+    {"bundle": 1, "created_at": <posix seconds>, "accounts": [<account>, ...]}
+
+where an account is the vault's account object reduced to what moves: label, venue, env,
+base_url, fields, created_at, rotated_at, notes, tags, settings.  Cached tokens, health,
+rate limits and retired generations stay behind (a token may be bound to this machine's
+IP; old generations are secrets nobody should need elsewhere).
+
+Importing validates every account as if it were typed in (label rules, the venue's
+field checks, https-only base URLs) before touching the vault, then merges in one
+transaction.  A label that exists already is a conflict, settled per account by a
+policy: ``keep-both`` (the incoming one gets ``LABEL-2``...), ``skip`` or ``replace``
+(the replaced credential set is kept as a retired generation when the venue matches).
+An incoming account identical to the one already there is left alone, without asking.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+from . import fileformat as ff
+from .errors import CorruptVault, InputError, UnsupportedVersion, WrongPassphrase
+from .model import Account, Generation, VaultData
+
+BUNDLE_VERSION = 1
+POLICIES = ("keep-both", "skip", "replace")
+_MOVED = ("label", "venue", "env", "base_url", "fields", "created_at", "rotated_at", "notes", "tags", "settings")
+
+
+def is_bundle(head: bytes) -> bool:
+    return head[:8] == ff.MAGIC_BUNDLE
+
+
+def seal(accounts: list[Account], passphrase: str, kdf: ff.KdfParams, now: float) -> bytes:
+    """The bundle file's bytes for `accounts`."""
+    payload = {
+        "bundle": BUNDLE_VERSION,
+        "created_at": now,
+        "accounts": [{k: getattr(a, k) for k in _MOVED} for a in accounts],
+    }
+    plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    _header, _key, blob = ff.encrypt_new(plaintext, passphrase, kdf, magic=ff.MAGIC_BUNDLE)
+    return blob
+
+
+def open_bundle(blob: bytes, passphrase: str) -> list[Account]:
+    """Decrypt and validate a bundle.  Raises WrongPassphrase, CorruptVault or InputError."""
+    try:
+        _header, _key, plaintext = ff.decrypt(blob, passphrase, expect_magic=ff.MAGIC_BUNDLE)
+    except WrongPassphrase:
+        raise WrongPassphrase(
+            "wrong bundle passphrase", hint="use the passphrase chosen at `keyward export --encrypted`; nothing was imported"
+        ) from None
+    except CorruptVault as exc:
+        raise CorruptVault(f"the bundle is damaged or not a bundle ({exc.message})", hint="export it again") from None
+    try:
+        raw = json.loads(plaintext)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CorruptVault("the bundle decrypted but holds no valid JSON", hint="export it again") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("accounts"), list):
+        raise CorruptVault("the bundle has the wrong shape", hint="export it again")
+    if raw.get("bundle", 0) > BUNDLE_VERSION:
+        raise UnsupportedVersion(f"bundle version {raw['bundle']} is newer than this keyward", hint="upgrade keyward")
+    return [validate(entry) for entry in raw["accounts"]]
+
+
+def validate(entry: object) -> Account:
+    """One bundled account, checked as strictly as `keyward add` checks typed input."""
+    from .cli.vault_cmds import check_label
+    from .endpoints import check_base_url
+    from .providers import get_provider
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("fields"), dict):
+        raise CorruptVault("a bundled account has the wrong shape", hint="export it again")
+    label = entry.get("label")
+    if not isinstance(label, str):
+        raise CorruptVault("a bundled account has no label", hint="export it again")
+    check_label(label)
+    provider = get_provider(str(entry.get("venue")))
+    base_url = entry.get("base_url")
+    if not isinstance(base_url, str):
+        raise CorruptVault(f"bundled account {label!r} has no base URL", hint="export it again")
+    settings = entry.get("settings") if isinstance(entry.get("settings"), dict) else {}
+    tags = entry.get("tags") if isinstance(entry.get("tags"), list) else []
+    created = entry.get("created_at")
+    rotated = entry.get("rotated_at")
+    return Account(
+        label=label,
+        venue=provider.venue,
+        base_url=check_base_url(base_url),
+        env=entry.get("env") if isinstance(entry.get("env"), str) else None,
+        fields=provider.normalize(entry["fields"]),
+        created_at=float(created) if isinstance(created, (int, float)) else 0.0,
+        rotated_at=float(rotated) if isinstance(rotated, (int, float)) else None,
+        notes=str(entry.get("notes") or ""),
+        tags=[str(t) for t in tags],
+        settings=dict(settings),
+    )
+
+
+# --- merging -------------------------------------------------------------------------------
+
+
+@dataclass
+class MergeItem:
+    incoming: Account
+    action: str  # "add", "keep-both", "skip", "replace", "identical"
+    label: str  # the label it ends up under (for keep-both, the new one)
+
+    def describe(self) -> str:
+        source = self.incoming.label
+        return {
+            "add": f"added {self.label}",
+            "keep-both": f"added {source} as {self.label} (kept both)",
+            "skip": f"skipped {source} (a different account has that label)",
+            "replace": f"replaced {self.label}",
+            "identical": f"{source} is already in the vault, unchanged",
+        }[self.action]
+
+
+def same_account(a: Account, b: Account) -> bool:
+    return a.venue == b.venue and a.fields == b.fields and a.base_url == b.base_url
+
+
+def conflicts(data: VaultData, incoming: list[Account]) -> list[Account]:
+    """Incoming accounts whose label is taken by a different account."""
+    out = []
+    for acct in incoming:
+        existing = data.find(acct.label)
+        if existing is not None and not same_account(existing, acct):
+            out.append(acct)
+    return out
+
+
+def free_label(base: str, taken: set[str]) -> str:
+    n = 2
+    while True:
+        suffix = f"-{n}"
+        candidate = base[: 64 - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+def plan(data: VaultData, incoming: list[Account], decide: Callable[[Account, Account], str]) -> list[MergeItem]:
+    """What importing `incoming` does; `decide(incoming, existing)` settles each conflict."""
+    labels = [a.label for a in incoming]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise CorruptVault(f"the bundle holds label {dupes[0]!r} twice", hint="export it again")
+    taken = {a.label for a in data.accounts} | set(labels)
+    items: list[MergeItem] = []
+    for acct in incoming:
+        existing = data.find(acct.label)
+        if existing is None:
+            items.append(MergeItem(acct, "add", acct.label))
+        elif same_account(existing, acct):
+            items.append(MergeItem(acct, "identical", acct.label))
+        else:
+            action = decide(acct, existing)
+            if action not in POLICIES:
+                raise InputError(f"unknown conflict choice {action!r}", hint=f"choose one of: {', '.join(POLICIES)}")
+            label = acct.label
+            if action == "keep-both":
+                label = free_label(acct.label, taken)
+                taken.add(label)
+            items.append(MergeItem(acct, action, label))
+    return items
+
+
+def apply(data: VaultData, items: list[MergeItem], now: float, audit: Callable[..., None]) -> None:
+    """Carry out a plan inside a transaction (`audit` is VaultService.audit bound to data)."""
+    for item in items:
+        acct = item.incoming
+        if item.action in ("skip", "identical"):
+            continue
+        new = Account(
+            label=item.label,
+            venue=acct.venue,
+            base_url=acct.base_url,
+            env=acct.env,
+            fields=dict(acct.fields),
+            created_at=acct.created_at or now,
+            rotated_at=acct.rotated_at,
+            notes=acct.notes,
+            tags=list(acct.tags),
+            settings=dict(acct.settings),
+        )
+        if item.action == "replace":
+            old = data.find(item.label)
+            if old is not None:
+                if old.venue == new.venue:
+                    new.generations = list(old.generations) + [
+                        Generation(dict(old.fields), old.rotated_at or old.created_at, now, "replaced by import")
+                    ]
+                    from .rotation import trim_generations
+
+                    trim_generations(new)
+                data.accounts[data.accounts.index(old)] = new
+                audit(data, "import", item.label, "ok", "replaced from an encrypted bundle")
+                continue
+        data.accounts.append(new)
+        detail = "from an encrypted bundle" + (f" (bundled as {acct.label})" if item.label != acct.label else "")
+        audit(data, "import", item.label, "ok", detail)
