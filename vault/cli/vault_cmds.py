@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label")
     add_location_options(p)
     p.add_argument("--bundle-passphrase-file", metavar="PATH", help="passphrase of an encrypted bundle")
+    p.add_argument("--on-conflict", choices=("ask", "keep-both", "skip", "replace"), default="ask", help="bundle: when a label exists")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("list", help="list accounts")

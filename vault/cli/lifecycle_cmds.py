@@ -1,0 +1,703 @@
+"""Credential lifecycle commands: register, capture, rotate, export, pubkey, audit, key-age;
+and `import_bundle`, which `keyward import` calls for an encrypted bundle.
+
+Secrets arrive from the venue's API, a no-echo paste, a file or stdin; they leave only
+through `export` (plaintext on request, or an encrypted bundle) and the clipboard.
+Nothing here prints a credential value, puts one in an error or writes one to a file
+other than the vault, a bundle or an explicit plaintext export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+from pathlib import Path
+
+from ..errors import AccountExists, Cancelled, CorruptVault, InputError, InvalidCredential, VenueError
+from .context import Context, read_passphrase_file
+from .vault_cmds import add_location_options, check_label
+
+PASTE_TRIES = 3
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("register", help="open a TradeReady account through its API; its keys go straight into the vault")
+    p.add_argument("venue", metavar="VENUE", help="tradeready (the one venue with a registration API)")
+    p.add_argument("label")
+    p.add_argument("--display-name", required=True, metavar="NAME")
+    p.add_argument("--email", metavar="ADDRESS")
+    p.add_argument("--starting-balance", metavar="AMOUNT", help="virtual USDT to start with (venue default 10000)")
+    add_location_options(p)
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser(
+        "capture",
+        help="store what a venue's one-time screen shows: pasted without echo, or from --file / stdin",
+    )
+    p.add_argument("venue")
+    p.add_argument("label")
+    add_location_options(p)
+    add_source_options(p)
+    p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    p.add_argument("--notes", default="")
+    p.set_defaults(func=cmd_capture)
+
+    p = sub.add_parser(
+        "rotate",
+        help="replace an account's credential: store, verify, retire the old one (rolls back if it fails)",
+    )
+    p.add_argument("label")
+    add_source_options(p)
+    p.add_argument("--rollback", action="store_true", help="switch back to the previous credential")
+    p.add_argument("--no-verify", action="store_true", help="store the new credential without checking it (offline)")
+    p.set_defaults(func=cmd_rotate)
+
+    p = sub.add_parser("export", help="export accounts: plaintext (env, json, native) or an encrypted bundle")
+    p.add_argument("labels", nargs="*", metavar="LABEL")
+    p.add_argument("--format", choices=("env", "json", "native"), help="plaintext export of one account")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE (created 0600) instead of stdout")
+    p.add_argument("--yes", action="store_true", help="do not ask before writing plaintext secrets")
+    p.add_argument("--allow-terminal", action="store_true", help="print plaintext secrets even when stdout is a terminal")
+    p.add_argument("--encrypted", metavar="FILE", help="write an encrypted bundle (all accounts unless LABELs are given)")
+    p.add_argument("--bundle-passphrase-file", metavar="PATH", help="the bundle's passphrase (else prompted twice)")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("pubkey", help="PowerTrade: the public key (PEM and JWK) of an account's private key")
+    p.add_argument("label")
+    p.add_argument("--format", choices=("both", "pem", "jwk"), default="both")
+    p.set_defaults(func=cmd_pubkey)
+
+    p = sub.add_parser("audit", help="the audit trail (verified against its hash chain)")
+    p.add_argument("label", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, metavar="N", help="only the last N entries")
+    p.add_argument("--expect-head", metavar="DIGEST", help="check that the trail still holds an entry with this digest "
+                   "(one noted from an earlier `keyward audit`): proves nothing before it was rewritten")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("key-age", help="key ages against their maximum; set the maximum")
+    p.add_argument("label", nargs="?")
+    p.add_argument("--max-days", type=int, metavar="N", help="set the maximum (for LABEL, or the vault default); 0 resets LABEL to the default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_key_age)
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--file", metavar="FILE|-", help="read the credentials from FILE (- for stdin) instead of a no-echo paste")
+    p.add_argument("--shred-source", action="store_true",
+                   help="overwrite FILE with random bytes and delete it once the vault is saved")
+
+
+# --- reading one-time material -------------------------------------------------------------
+
+
+def check_shreddable(path: Path) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist", hint="check the path") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise InputError(f"{path} is a symbolic link", hint="pass the file it points to, so that one is shredded")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path} is not a regular file", hint="--shred-source shreds plain files only")
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise InputError(f"cannot shred {path}: no write permission", hint="fix the permissions or drop --shred-source")
+
+
+def shred(path: Path) -> None:
+    """Overwrite the file's bytes with random data, fsync, unlink, fsync the directory.
+
+    On copy-on-write filesystems (btrfs, ZFS), with snapshots, and on SSDs (wear levelling)
+    the old blocks may survive: like shred(1), this is a best effort, documented as such."""
+    from ..storage import fsync_dir
+
+    size = os.lstat(path).st_size
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        done = 0
+        while done < size:
+            done += os.pwrite(fd, os.urandom(min(1 << 16, size - done)), done)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.unlink(path)
+    fsync_dir(path.parent)
+
+
+def read_hidden_paste(ctx: Context, prompt: str) -> str:
+    """Lines from the terminal with echo off, until an empty line after some text, or Ctrl-D."""
+    import termios
+
+    try:
+        tty = open("/dev/tty", "r+")
+    except OSError:
+        raise InputError("no terminal to paste on", hint="pass --file FILE, or pipe JSON to stdin") from None
+    with tty:
+        fd = tty.fileno()
+        old = termios.tcgetattr(fd)
+        new = termios.tcgetattr(fd)
+        new[3] &= ~(termios.ECHO | termios.ECHONL)
+        tty.write(prompt)
+        tty.flush()
+        lines: list[str] = []
+        try:
+            termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+            while True:
+                line = tty.readline()
+                if not line:  # Ctrl-D
+                    break
+                line = line.replace("\x1b[200~", "").replace("\x1b[201~", "")  # bracketed paste
+                if not line.strip() and any(x.strip() for x in lines):
+                    break
+                lines.append(line)
+        except KeyboardInterrupt:
+            raise Cancelled("cancelled", hint="nothing was changed") from None
+        finally:
+            termios.tcsetattr(fd, termios.TCSAFLUSH, old)
+        count = sum(1 for x in lines if x.strip())
+        tty.write(f"(read {count} line{'s' if count != 1 else ''}, not shown)\n")
+        tty.flush()
+    return "".join(lines)
+
+
+def read_file_text(source: str) -> str:
+    try:
+        data = Path(source).expanduser().read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}", hint="check the path") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{source} is not UTF-8 text", hint="pass the file the venue gave you") from None
+
+
+class Source:
+    """Where the material comes from; `paste` means the terminal (can be asked again)."""
+
+    def __init__(self, ctx: Context, venue: str, what: str) -> None:
+        a = ctx.args
+        self.ctx, self.venue, self.what = ctx, venue, what
+        self.file: str | None = a.file
+        self.shred = a.shred_source
+        if self.shred:
+            if not self.file or self.file == "-":
+                raise InputError("--shred-source needs --file FILE", hint="name the file to read and shred")
+            check_shreddable(Path(self.file).expanduser())
+        if self.file:
+            self.kind = "stdin" if self.file == "-" else "file"
+        elif not ctx.stdin.isatty():
+            self.kind = "stdin"
+        elif ctx.interactive:
+            self.kind = "paste"
+        else:
+            raise InputError("no terminal to paste on", hint="pass --file FILE, or pipe JSON to stdin")
+
+    def read(self) -> str:
+        if self.kind == "file":
+            return read_file_text(self.file)  # type: ignore[arg-type]
+        if self.kind == "stdin":
+            text = self.ctx.stdin.read()
+            if not text.strip():
+                raise InputError(
+                    "nothing to capture on stdin",
+                    hint="pipe the credentials as JSON with the venue's field names, or pass --file FILE",
+                )
+            return text
+        from ..providers import get_provider
+
+        title = get_provider(self.venue).title
+        return read_hidden_paste(
+            self.ctx, f"Paste {self.what} {title} showed, then press Enter on an empty line (input is hidden):\n"
+        )
+
+    def capture(self):
+        """Read and parse, asking again (up to PASTE_TRIES) when the paste was wrong."""
+        from ..capture import parse
+
+        tries = PASTE_TRIES if self.kind == "paste" else 1
+        for attempt in range(1, tries + 1):
+            text = self.read()
+            try:
+                return parse(text, self.venue)
+            except InputError as err:
+                if attempt == tries:
+                    raise
+                self.ctx.warn(f"keyward: {err} (try {attempt} of {tries}; paste again)")
+            finally:
+                del text
+        raise AssertionError("unreachable")
+
+    def after_save(self) -> None:
+        if not self.shred:
+            return
+        path = Path(self.file).expanduser()  # type: ignore[arg-type]
+        try:
+            shred(path)
+        except OSError as exc:
+            raise InputError(
+                f"the credentials are saved, but {path} could not be shredded ({exc.strerror})",
+                hint=f"delete it yourself: shred -u {path}",
+            ) from None
+        self.ctx.out(f"shredded {path}")
+
+
+def report_repairs(ctx: Context, captured) -> None:
+    for item in captured.repairs:
+        ctx.out(f"  repaired: {item}")
+
+
+# --- register ------------------------------------------------------------------------------
+
+
+def cmd_register(ctx: Context) -> int:
+    from ..endpoints import resolve_base_url
+    from ..http import Sender, json_body, make_client
+    from ..model import Account
+    from ..providers import get_provider
+    from ..rotation import store_or_rescue
+
+    a = ctx.args
+    provider = get_provider(a.venue)
+    if provider.venue != "tradeready":
+        raise InputError(
+            f"{provider.title} has no registration API",
+            hint=f"create the key in its web UI, then `keyward capture {provider.venue} {a.label}`",
+        )
+    check_label(a.label)
+    base_url, env = resolve_base_url(provider.venue, a.env, a.base_url)
+    service = ctx.unlock()
+    if service.data.find(a.label) is not None:
+        raise AccountExists(f"an account labelled {a.label!r} already exists", hint="choose another label")
+    body: dict[str, object] = {"display_name": a.display_name}
+    if a.email:
+        body["email"] = a.email
+    if a.starting_balance is not None:
+        body["starting_balance"] = a.starting_balance
+    shell = Account(label=a.label, venue=provider.venue, base_url=base_url, env=env, fields={})
+    sender = Sender(clock=ctx.clock)
+    with make_client() as client:
+        response = sender.send(client, "POST", base_url + "/api/v1/auth/register", json=body, idempotent=False,
+                               venue=provider.title)
+        provider.raise_for_error(shell, response)
+        answer = json_body(response, provider.title)
+    del response
+    if not isinstance(answer, dict):
+        raise InvalidCredential("TradeReady's registration answer is not a JSON object", hint="retry later")
+    from ..formats import recognise
+
+    try:
+        venue, fields, _extras = recognise(answer)
+    except InputError:
+        venue, fields = "", {}
+    if venue != "tradeready":
+        raise InvalidCredential(
+            "TradeReady's registration answer holds no API key and secret",
+            hint="the account may exist without keys: contact TradeReady support",
+        )
+    del answer
+    acct = Account(label=a.label, venue=provider.venue, base_url=base_url, env=env, fields=provider.normalize(fields),
+                   created_at=ctx.clock())
+    what = ", ".join(n for n in ("api_key", "api_secret", "agent_api_key") if n in acct.fields)
+
+    def change(data):
+        label = acct.label
+        if data.find(label) is not None:  # taken meanwhile by another process: keep both
+            from ..bundle import free_label
+
+            acct.label = free_label(label, {x.label for x in data.accounts})
+        data.accounts.append(acct)
+        service.audit(data, "register", acct.label, "ok", f"registered through the API; stored {what}")
+
+    store_or_rescue(service, change, "TradeReady registered the account")
+    ids = ", ".join(f"{n} {acct.fields[n]}" for n in ("account_id", "agent_id") if n in acct.fields)
+    ctx.out(f"registered {acct.label} ({provider.title}, {env or base_url}{'; ' + ids if ids else ''})")
+    ctx.out(f"  stored {what} in the vault; they were not shown, and TradeReady will not show the secret again")
+    if acct.label != a.label:
+        ctx.warn(f"warning: {a.label!r} was taken meanwhile; saved as {acct.label!r}")
+    return 0
+
+
+# --- capture -------------------------------------------------------------------------------
+
+
+def cmd_capture(ctx: Context) -> int:
+    from ..endpoints import resolve_base_url
+    from ..model import Account
+    from ..providers import get_provider
+
+    a = ctx.args
+    provider = get_provider(a.venue)
+    check_label(a.label)
+    base_url, env = resolve_base_url(provider.venue, a.env, a.base_url)
+    source = Source(ctx, provider.venue, "the credentials")
+    service = ctx.unlock()  # before the paste: a wrong passphrase must not cost a one-time secret
+    if service.data.find(a.label) is not None:
+        raise AccountExists(f"an account labelled {a.label!r} already exists", hint="choose another label, or `keyward rotate` it")
+    captured = source.capture()
+    acct = Account(label=a.label, venue=provider.venue, base_url=base_url, env=env, fields=captured.fields,
+                   created_at=ctx.clock(), tags=list(a.tag), notes=a.notes)
+    detail = f"from {captured.source_format}" + (f"; {len(captured.repairs)} repair(s)" if captured.repairs else "")
+
+    def change(data):
+        if data.find(acct.label) is not None:
+            raise AccountExists(f"an account labelled {acct.label!r} already exists", hint="choose another label")
+        data.accounts.append(acct)
+        service.audit(data, "capture", acct.label, "ok", detail)
+
+    from ..rotation import store_or_rescue
+
+    store_or_rescue(service, change, f"the credentials for {acct.label!r} were read")
+    ctx.out(f"captured {acct.label} ({provider.title}, {env or base_url}) from {captured.source_format}")
+    report_repairs(ctx, captured)
+    source.after_save()
+    return 0
+
+
+# --- rotate --------------------------------------------------------------------------------
+
+
+def cmd_rotate(ctx: Context) -> int:
+    from ..rotation import Rotation
+
+    a = ctx.args
+    service = ctx.unlock()
+    acct = service.get(a.label)
+    verify = None if a.no_verify else (lambda label: ctx.ops().check(label))
+    rotation = Rotation(service, verify, clock=ctx.clock)
+    if a.rollback:
+        if a.file or a.shred_source:
+            raise InputError("--rollback reads no new credentials", hint="drop --file/--shred-source")
+        result = rotation.rollback(a.label, verify=not a.no_verify)
+    elif acct.venue == "tradeready" and acct.fields.get("agent_id") and not a.file:
+        if a.no_verify:
+            raise InputError("TradeReady revokes the old agent key at once, so its rotation is always verified",
+                             hint="drop --no-verify")
+        result = rotation.regenerate_tradeready(a.label)
+    else:
+        source = Source(ctx, acct.venue, "the NEW credentials")
+        captured = source.capture()
+        fields = captured.fields
+        if acct.venue == "tradeready":
+            # A new account key keeps the account's ids (and agent) unless the paste says otherwise.
+            fields = {k: v for k, v in acct.fields.items() if k in ("account_id", "agent_id", "agent_api_key")} | fields
+        if acct.venue == "kiiex" and fields.get("user_id") != acct.fields.get("user_id"):
+            ctx.warn(f"warning: the new credentials belong to Kiiex user {fields.get('user_id')}, "
+                     f"not {acct.fields.get('user_id')}")
+        report_repairs(ctx, captured)
+        result = rotation.replace(a.label, fields, verify=not a.no_verify, source=f" from {captured.source_format}")
+        source.after_save()
+    if result.ok:
+        ctx.out(result.message)
+        return 0
+    ctx.warn(f"keyward: {result.message}")
+    return VenueError.exit_code
+
+
+# --- export --------------------------------------------------------------------------------
+
+
+def _confirm_plaintext(ctx: Context, question: str) -> None:
+    if ctx.args.yes:
+        return
+    if not ctx.interactive:
+        raise InputError("a plaintext export needs confirmation and there is no terminal to ask on",
+                         hint="add --yes if you mean it")
+    if not ctx.confirm(question):
+        raise Cancelled("not exported", hint="nothing was written")
+
+
+def _writable_target(ctx: Context, path: Path) -> None:
+    if path.exists() and not ctx.args.force:
+        raise InputError(f"{path} already exists", hint="choose another path, or add --force to overwrite it")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent} is not a directory", hint="create it first")
+
+
+def cmd_export(ctx: Context) -> int:
+    a = ctx.args
+    if a.encrypted:
+        if a.format or a.output or a.allow_terminal:
+            raise InputError("--encrypted writes a bundle; --format/--output/--allow-terminal are for plaintext",
+                             hint="drop one or the other")
+        return export_bundle(ctx)
+    if not a.format:
+        raise InputError("say how to export", hint="--format env|json|native for plaintext, or --encrypted FILE")
+    if len(a.labels) != 1:
+        raise InputError("a plaintext export takes exactly one LABEL", hint="use --encrypted FILE to move several")
+    from ..export import render
+    from ..storage import write_private
+
+    label = a.labels[0]
+    target = Path(a.output).expanduser() if a.output else None
+    if target is not None:
+        _writable_target(ctx, target)
+    elif ctx.stdout.isatty() and not a.allow_terminal:
+        raise InputError("refusing to print plaintext secrets to the terminal",
+                         hint="pass --output FILE, pipe it, or add --allow-terminal")
+    service = ctx.unlock()
+    acct = service.get(label)
+    where = str(target) if target is not None else "stdout"
+    _confirm_plaintext(ctx, f"Export {label}'s secrets IN PLAINTEXT ({a.format}) to {where}?")
+    text = render(acct, a.format, ctx.clock())
+    # Recorded first: an export that happened must never be missing from the trail.
+    service.record("export", label, "ok", f"plaintext {a.format} to {where}")
+    if target is not None:
+        try:
+            write_private(target, text.encode("utf-8"))
+        except OSError as exc:
+            service.record("export", label, "failed", f"could not write {where}")
+            raise InputError(f"cannot write {target}: {exc.strerror}", hint="check the path and permissions") from None
+        ctx.warn(f"exported {label} ({a.format}) to {target} (mode 0600): plaintext secrets, delete it when done")
+    else:
+        ctx.stdout.write(text)
+        ctx.stdout.flush()
+    return 0
+
+
+def export_bundle(ctx: Context) -> int:
+    from .. import bundle
+    from ..storage import write_private
+
+    a = ctx.args
+    target = Path(a.encrypted).expanduser()
+    _writable_target(ctx, target)
+    service = ctx.unlock()
+    accounts = [service.get(label) for label in a.labels] if a.labels else list(service.accounts)
+    if not accounts:
+        raise InputError("the vault has no accounts to export", hint="add one first")
+    passphrase = ctx.new_passphrase(a.bundle_passphrase_file, "Passphrase for the bundle")
+    blob = bundle.seal(accounts, passphrase, service.kdf, ctx.clock())
+    del passphrase
+
+    def change(data):
+        for acct in accounts:
+            service.audit(data, "export", acct.label, "ok", f"encrypted bundle to {target}")
+
+    service.transact(change)
+    write_private(target, blob)
+    ctx.out(f"exported {len(accounts)} account{'s' if len(accounts) != 1 else ''} to {target} "
+            f"(encrypted, {service.kdf.describe()}); import it with `keyward import {target}`")
+    return 0
+
+
+# --- import of a bundle (called by `keyward import`) --------------------------------------
+
+
+_ANSWERS = {"k": "keep-both", "keep": "keep-both", "keep-both": "keep-both", "both": "keep-both",
+            "s": "skip", "skip": "skip", "r": "replace", "replace": "replace"}
+
+
+def _ask_conflict(ctx: Context, incoming, existing) -> str:
+    from ..model import iso
+
+    question = (f"{incoming.label!r} exists ({existing.venue}, created {iso(existing.created_at) or '?'}); "
+                f"the bundle's is {incoming.venue}. [k]eep both, [s]kip, [r]eplace? ")
+    for _ in range(3):
+        choice = _ANSWERS.get(ctx.ask(question).strip().lower())
+        if choice:
+            return choice
+    raise Cancelled("no valid answer", hint="nothing was imported")
+
+
+def import_bundle(ctx: Context) -> int:
+    from .. import bundle
+
+    a = ctx.args
+    if getattr(a, "env", None) or getattr(a, "base_url", None):
+        raise InputError("a bundle carries each account's base URL", hint="drop --env/--base-url")
+    path = Path(a.file).expanduser()
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint="check the path") from None
+    if a.bundle_passphrase_file:
+        passphrase = read_passphrase_file(a.bundle_passphrase_file)
+    elif ctx.interactive:
+        passphrase = ctx.ask("Bundle passphrase: ", secret=True)
+    else:
+        raise InputError("no terminal to ask for the bundle passphrase on", hint="pass --bundle-passphrase-file PATH")
+    incoming = bundle.open_bundle(blob, passphrase)
+    del passphrase, blob
+    if a.label:
+        if len(incoming) != 1:
+            raise InputError(f"--label renames one account, and the bundle holds {len(incoming)}", hint="drop --label")
+        check_label(a.label)
+        incoming[0].label = a.label
+    service = ctx.unlock()
+    policy = getattr(a, "on_conflict", None) or "ask"
+    decisions: dict[str, str] = {}
+    clashing = bundle.conflicts(service.data, incoming)
+    if clashing and policy == "ask":
+        if not ctx.interactive:
+            raise InputError(
+                f"label{'s' if len(clashing) > 1 else ''} {', '.join(x.label for x in clashing)} already in the vault; "
+                "no terminal to ask on",
+                hint="pass --on-conflict keep-both|skip|replace; nothing was imported",
+            )
+        for acct in clashing:
+            decisions[acct.label] = _ask_conflict(ctx, acct, service.data.find(acct.label))
+
+    def decide(incoming_acct, existing) -> str:
+        if policy != "ask":
+            return policy
+        if incoming_acct.label not in decisions:
+            raise InputError("the vault changed while you were answering", hint="run the import again; nothing was imported")
+        return decisions[incoming_acct.label]
+
+    now = ctx.clock()
+
+    def change(data):
+        items = bundle.plan(data, incoming, decide)
+        bundle.apply(data, items, now, service.audit)
+        return items
+
+    items = service.transact(change)
+    for item in items:
+        ctx.out(item.describe())
+    added = sum(1 for i in items if i.action in ("add", "keep-both", "replace"))
+    ctx.out(f"imported {added} of {len(items)} account{'s' if len(items) != 1 else ''} from {path}")
+    return 0
+
+
+# --- pubkey --------------------------------------------------------------------------------
+
+
+def public_key(pem: str) -> tuple[str, dict[str, str]]:
+    """(SubjectPublicKeyInfo PEM, JWK) of an EC P-256 private key."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    from ..pem import normalize_ec_p256_private_key
+
+    key = serialization.load_pem_private_key(normalize_ec_p256_private_key(pem).encode(), password=None)
+    pub = key.public_key()
+    numbers = pub.public_numbers()
+
+    def b64(n: int) -> str:
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    pem_out = pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return pem_out, {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y), "use": "sig", "alg": "ES256"}
+
+
+def cmd_pubkey(ctx: Context) -> int:
+    a = ctx.args
+    acct = ctx.unlock().get(a.label)
+    if "private_key" not in acct.fields:
+        raise InputError(f"{a.label!r} ({acct.venue}) has no private key", hint="pubkey is for PowerTrade accounts")
+    pem, jwk = public_key(acct.fields["private_key"])
+    if "api_key" in acct.fields:
+        jwk["kid"] = acct.fields["api_key"]  # PowerTrade's API key is not secret
+    if a.format in ("both", "pem"):
+        ctx.stdout.write(pem)
+    if a.format in ("both", "jwk"):
+        ctx.out(json.dumps(jwk, indent=2))
+    return 0
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+def cmd_audit(ctx: Context) -> int:
+    from .. import audit
+    from ..model import iso
+
+    a = ctx.args
+    service = ctx.unlock()
+    entries = service.data.audit
+    broken = audit.verify(entries)
+    head = entries[-1].digest if entries else audit.GENESIS
+    expect_ok = None
+    if a.expect_head:
+        want = a.expect_head.strip().lower()
+        if len(want) < 12 or any(c not in "0123456789abcdef" for c in want):
+            raise InputError("--expect-head takes a hex digest (at least 12 characters)", hint="copy it from `keyward audit`")
+        expect_ok = any(e.digest.startswith(want) for e in entries)
+    # Entries of removed accounts stay in the trail, so LABEL need not exist any more.
+    shown = [e for e in entries if a.label is None or e.account == a.label]
+    if a.limit is not None:
+        shown = shown[-a.limit:] if a.limit > 0 else []
+    if a.json:
+        json.dump({
+            "intact": broken is None,
+            "broken_at": broken,
+            "entries_total": len(entries),
+            "head": head,
+            "expect_head_found": expect_ok,
+            "entries": [{"at": iso(e.at), "action": e.action, "account": e.account, "outcome": e.outcome,
+                         "detail": e.detail, "digest": e.digest} for e in shown],
+        }, ctx.stdout, indent=2)
+        ctx.out()
+    else:
+        for e in shown:
+            ctx.out(f"{iso(e.at)}  {e.action:<9} {e.account or '-':<20} {e.outcome:<10} {e.detail}")
+        if broken is None:
+            ctx.out(f"audit trail intact: {len(entries)} entries; head {head}")
+    if broken is not None:
+        e = entries[broken]
+        raise CorruptVault(
+            f"the audit trail is broken at entry {broken + 1} of {len(entries)} ({e.action}, {iso(e.at)}): "
+            "an entry was edited, inserted or deleted",
+            hint="compare with a backup of the vault (the .bak file or an older copy)",
+        )
+    if expect_ok is False:
+        raise CorruptVault("the audit trail no longer holds the entry with that digest: its history was rewritten",
+                           hint="compare with a backup of the vault")
+    return 0
+
+
+# --- key age -------------------------------------------------------------------------------
+
+
+def cmd_key_age(ctx: Context) -> int:
+    from ..views import key_max_age
+
+    a = ctx.args
+    service = ctx.unlock()
+    if a.max_days is not None:
+        if a.max_days < 0 or a.max_days > 3650:
+            raise InputError("--max-days must be between 0 and 3650", hint="90 is the default")
+        if a.label:
+            service.get(a.label)
+
+            def set_one(acct):
+                if a.max_days == 0:
+                    acct.settings.pop("key_max_age_days", None)
+                else:
+                    acct.settings["key_max_age_days"] = a.max_days
+
+            service.update_account(a.label, set_one)
+        else:
+            if a.max_days == 0:
+                raise InputError("the vault default must be at least 1 day", hint="90 is the default")
+
+            def set_default(data):
+                data.settings.key_max_age_days = a.max_days
+
+            service.transact(set_default)
+    now = ctx.clock()
+    default = service.data.settings.key_max_age_days
+    accounts = [service.get(a.label)] if a.label else list(service.accounts)
+    rows = []
+    for acct in accounts:
+        age = acct.key_age_days(now)
+        limit = key_max_age(acct, default)
+        rows.append({"label": acct.label, "venue": acct.venue, "key_age_days": round(age, 1),
+                     "key_max_age_days": limit, "key_overdue": age > limit, "due_in_days": round(limit - age, 1)})
+    if a.json:
+        json.dump(rows, ctx.stdout, indent=2)
+        ctx.out()
+        return 0
+    if not rows:
+        ctx.out("no accounts yet")
+        return 0
+    ctx.out(f"{'LABEL':<20} {'VENUE':<15} {'AGE':>7} {'MAX':>5}  STATUS")
+    for r in rows:
+        status = (f"PAST DUE by {-r['due_in_days']:.0f}d: rotate it" if r["key_overdue"]
+                  else f"due in {r['due_in_days']:.0f}d")
+        ctx.out(f"{r['label']:<20} {r['venue']:<15} {r['key_age_days']:>6.0f}d {r['key_max_age_days']:>4}d  {status}")
+    return 0
