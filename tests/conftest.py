@@ -90,3 +90,45 @@ def kw(vault_path: Path, passphrase_file: Path, tmp_path: Path) -> KeywardCLI:
     (home / "run").mkdir(parents=True)
     (home / "run").chmod(0o700)
     return KeywardCLI(vault_path, passphrase_file, home)
+
+
+# --- venues: a running sandbox, and accounts issued by it ------------------------------
+
+
+@pytest.fixture
+def sandbox():
+    """The loopback fake-venue server, fresh per test (its limiter and config are state)."""
+    from vault.sandbox import Sandbox
+
+    with Sandbox() as sb:
+        yield sb
+
+
+def sandbox_fields(sb, venue: str, **issue: object) -> dict[str, str]:
+    """One-time credentials from the sandbox, as keyward's canonical field names."""
+    from vault.formats import recognise
+
+    raw = sb.issue(venue, **issue)
+    if venue in ("tradeready", "kiiex"):
+        found, fields, _ = recognise(raw)
+        assert found == venue
+        return fields
+    return {k: str(v) for k, v in raw.items()}
+
+
+@pytest.fixture
+def sandbox_account(service: VaultService, sandbox):
+    """`sandbox_account(venue, label, fields=None, settings=None, **issue)`: an account in
+    the test vault whose credentials the sandbox issued (or `fields`, for wrong ones)."""
+    from vault.model import Account
+    from vault.providers import get_provider
+
+    def make(venue: str, label: str | None = None, *, fields: dict[str, str] | None = None,
+             settings: dict | None = None, **issue: object) -> Account:
+        provider = get_provider(venue)
+        raw = fields if fields is not None else sandbox_fields(sandbox, venue, **issue)
+        acct = Account(label=label or venue, venue=venue, base_url=sandbox.base_url(venue),
+                       fields=provider.normalize(raw), settings=dict(settings or {}))
+        return service.add_account(acct)
+
+    return make

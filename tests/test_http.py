@@ -1,0 +1,208 @@
+"""vault.http one function at a time, over httpx.MockTransport: 429 waits, no retry on
+401, no plain http off loopback, no redirects, skew from Date, typed network errors."""
+
+from __future__ import annotations
+
+import email.utils
+
+import httpx
+import pytest
+
+from vault.errors import AuthRejected, InsecureTransport, NetworkError, RateLimited, VenueError
+from vault.http import (
+    Sender,
+    ensure_transport_allowed,
+    generic_error,
+    harden,
+    header_rate_limit,
+    make_client,
+    measure_skew,
+    retry_delay,
+    safe_code,
+    skew_matters,
+)
+
+T0 = 1_800_000_000.0
+
+
+class Recorder:
+    """A MockTransport handler answering from a script, recording what it was sent."""
+
+    def __init__(self, *answers: httpx.Response) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def client_for(handler) -> httpx.Client:
+    return make_client(transport=httpx.MockTransport(handler))
+
+
+def sender(waits: list, notices: list | None = None, clock=lambda: T0) -> Sender:
+    return Sender(clock=clock, sleep=waits.append, on_wait=(lambda s, h: notices.append((s, h))) if notices is not None else None)
+
+
+def date(ts: float) -> str:
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+# --- 429 ---------------------------------------------------------------------------------
+
+
+def test_429_is_waited_out_with_fresh_headers_for_each_attempt() -> None:
+    rec = Recorder(httpx.Response(429, headers={"Retry-After": "2"}), httpx.Response(200, json={"ok": True}))
+    waits, notices, built = [], [], []
+
+    def headers() -> dict[str, str]:
+        built.append(1)
+        return {"X-Sig": f"attempt-{len(built)}"}
+
+    s = sender(waits, notices)
+    r = s.send(client_for(rec), "GET", "https://venue.example/x", headers=headers, idempotent=True)
+    assert r.status_code == 200
+    assert waits == [2.0] and notices == [(2.0, "venue.example")]
+    assert [q.headers["X-Sig"] for q in rec.requests] == ["attempt-1", "attempt-2"]
+    assert s.last.attempts == 2 and s.last.waited_s == 2.0
+
+
+def test_429_wait_from_x_ratelimit_reset_uses_the_servers_date_not_our_clock() -> None:
+    server_now = T0 + 500  # the venue's clock is 500 s ahead: the wait must still be 3 s
+    resp = httpx.Response(429, headers={"X-RateLimit-Reset": str(int(server_now) + 3), "Date": date(server_now)})
+    assert retry_delay(resp, local_now=T0) == pytest.approx(3, abs=1)
+    assert retry_delay(httpx.Response(429, headers={"Retry-After": date(server_now + 4), "Date": date(server_now)})) == 4
+    assert retry_delay(httpx.Response(429)) is None
+
+
+def test_429_wait_is_bounded_then_reported_as_rate_limited() -> None:
+    rec = Recorder(httpx.Response(429, headers={"Retry-After": "100"}))
+    waits: list = []
+    r = sender(waits).send(client_for(rec), "GET", "https://venue.example/x", idempotent=True)
+    assert r.status_code == 429 and waits == [] and len(rec.requests) == 1
+    err = generic_error("Venue", "acct", r)
+    assert isinstance(err, RateLimited) and err.retry_after == 100 and "acct" in str(err)
+
+
+def test_429_retries_stop_after_a_few_attempts() -> None:
+    rec = Recorder(httpx.Response(429, headers={"Retry-After": "0.5"}))
+    waits: list = []
+    r = sender(waits).send(client_for(rec), "GET", "https://venue.example/x", idempotent=True)
+    assert r.status_code == 429 and len(rec.requests) == 3 and waits == [0.5, 0.5]
+
+
+def test_non_idempotent_call_is_never_retried_after_429() -> None:
+    rec = Recorder(httpx.Response(429, headers={"Retry-After": "1"}), httpx.Response(200))
+    waits: list = []
+    r = sender(waits).send(client_for(rec), "POST", "https://venue.example/login", json={}, idempotent=False)
+    assert r.status_code == 429 and len(rec.requests) == 1 and waits == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_401_and_403_are_never_retried(status: int) -> None:
+    rec = Recorder(httpx.Response(status), httpx.Response(200))
+    r = sender([]).send(client_for(rec), "GET", "https://venue.example/x", idempotent=True)
+    assert r.status_code == status and len(rec.requests) == 1
+    assert isinstance(generic_error("Venue", "acct", r), AuthRejected)
+
+
+# --- transport rules ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://venue.example/x", "http://10.0.0.1/x", "ftp://venue.example/", "http:///x"])
+def test_plain_http_off_loopback_is_refused_before_anything_is_sent(url: str) -> None:
+    rec = Recorder(httpx.Response(200))
+    built: list = []
+    with pytest.raises(InsecureTransport):
+        sender([]).send(client_for(rec), "GET", url, headers=lambda: built.append(1) or {}, idempotent=True)
+    assert rec.requests == [] and built == []  # not even the headers were built
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]:9/x", "https://venue.example/x"])
+def test_loopback_http_and_https_are_allowed(url: str) -> None:
+    ensure_transport_allowed(url)
+    rec = Recorder(httpx.Response(200))
+    assert sender([]).send(client_for(rec), "GET", url, idempotent=True).status_code == 200
+
+
+def test_the_client_hook_refuses_plain_http_even_when_called_directly() -> None:
+    rec = Recorder(httpx.Response(200))
+    with pytest.raises(InsecureTransport):
+        client_for(rec).get("http://venue.example/x", headers={"X-API-Key": "k"})
+    custom = harden(httpx.Client(transport=httpx.MockTransport(rec)))  # an injected factory's client
+    harden(custom)  # idempotent
+    with pytest.raises(InsecureTransport):
+        custom.get("http://venue.example/x")
+    assert rec.requests == []
+
+
+def test_redirects_are_not_followed_and_say_where_they_pointed() -> None:
+    rec = Recorder(httpx.Response(302, headers={"Location": "https://elsewhere.example/steal?token=abc"}))
+    r = sender([]).send(client_for(rec), "GET", "https://venue.example/x", headers={"X-API-Key": "k"}, idempotent=True)
+    assert r.status_code == 302 and len(rec.requests) == 1
+    err = generic_error("Venue", "acct", r)
+    assert type(err) is VenueError and "elsewhere.example" in str(err) and "token=abc" not in str(err)
+
+
+def test_client_defaults() -> None:
+    c = make_client()
+    assert c.follow_redirects is False
+    assert c.headers["User-Agent"].startswith("keyward/")
+    assert c.timeout.connect == 5.0 and c.timeout.read == 15.0
+
+
+# --- network errors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [(httpx.ConnectError("refused"), "cannot connect"), (httpx.ReadTimeout("slow"), "did not answer"),
+     (httpx.RemoteProtocolError("bad"), "RemoteProtocolError")],
+)
+def test_network_errors_become_network_error_with_what_to_do(exc: Exception, words: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    with pytest.raises(NetworkError) as info:
+        sender([]).send(client_for(handler), "GET", "https://venue.example/x?secret=s3", idempotent=True, venue="Venue")
+    assert words in str(info.value) and "venue.example" in str(info.value)
+    assert "s3" not in str(info.value) and info.value.hint
+
+
+# --- bookkeeping -------------------------------------------------------------------------
+
+
+def test_skew_is_measured_from_the_date_header() -> None:
+    rec = Recorder(httpx.Response(200, headers={"Date": date(T0 + 40)}))
+    s = sender([], clock=lambda: T0)
+    s.send(client_for(rec), "GET", "https://venue.example/x", idempotent=True)
+    assert s.last.skew_s == pytest.approx(40.5, abs=0.2)
+    assert s.last.status == 200 and s.last.latency_ms >= 0
+    assert measure_skew(httpx.Response(200), T0, 0.1) is None
+    assert measure_skew(httpx.Response(200, headers={"Date": date(T0 - 10)}), T0, 0.0) == -9.5
+
+
+def test_skew_matters_above_a_third_of_the_lifetime_and_above_the_dates_resolution() -> None:
+    assert skew_matters(10.5, 30) and not skew_matters(9.5, 30)
+    assert skew_matters(-6, 15) and not skew_matters(4, 15)
+    assert not skew_matters(1.5, 3)  # one-second Date resolution: noise
+    assert not skew_matters(None, 30)
+
+
+def test_rate_limit_headers() -> None:
+    rl = header_rate_limit(
+        httpx.Response(200, headers={"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "423", "X-RateLimit-Reset": "1742390400"}),
+        T0,
+    )
+    assert (rl.limit, rl.remaining, rl.reset_at, rl.observed_at) == (600, 423, 1742390400.0, T0)
+    assert header_rate_limit(httpx.Response(200), T0) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("INVALID_API_KEY", True), ("bad_signature", True), ("a" * 41, False), ("ak_live_123", False),
+     ("has space", False), ("deadbeef0123", False), (42, False), ("", False), ("ÉTÉ", False)],
+)
+def test_safe_code_quotes_only_short_identifiers(value, ok: bool) -> None:
+    assert (safe_code(value) is not None) is ok
