@@ -108,6 +108,8 @@ def sandbox_fields(sb, venue: str, **issue: object) -> dict[str, str]:
     """One-time credentials from the sandbox, as keyward's canonical field names."""
     from vault.formats import recognise
 
+    if venue == "tradeready":
+        issue.setdefault("display_name", "keyward-test")
     raw = sb.issue(venue, **issue)
     if venue in ("tradeready", "kiiex"):
         found, fields, _ = recognise(raw)

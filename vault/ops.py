@@ -259,16 +259,16 @@ class VenueOps:
             return None
         if not force and provider.is_fresh(acct.token, now):
             return acct.token
-        return self._login(acct, provider, now, explicit=force if explicit is None else explicit)
+        return self._login(acct, provider, now, explicit=force if explicit is None else explicit, force=force)
 
-    def _login(self, acct: Account, provider: Any, now: float, *, explicit: bool) -> Token:
+    def _login(self, acct: Account, provider: Any, now: float, *, explicit: bool, force: bool = True) -> Token:
         label = acct.label
         with self._login_lock(label):
             # Another thread may have logged in (or failed) while we waited for the lock.
             fresh, _ = self._lookup(label)
+            if not force and provider.is_fresh(fresh.token, now):
+                return fresh.token
             if not explicit:
-                if provider.is_fresh(fresh.token, now):
-                    return fresh.token
                 self._refuse_if_blocked(fresh, provider)
             sender = self._sender()
             try:
@@ -408,7 +408,8 @@ class VenueOps:
             return
         if skew_matters(ex.skew_s, self._lifetime(acct, provider)):
             err.message = f"{err.message}; {describe_skew(ex.skew_s)}, which would explain it"
-            err.hint = "fix this machine's clock (enable NTP time sync), then retry"
+            if not err.hint or "clock" not in err.hint:  # keep a venue hint that already says it
+                err.hint = "fix this machine's clock (enable NTP time sync), then retry"
             err.args = (err.message,)
 
     @staticmethod

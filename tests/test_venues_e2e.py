@@ -1,0 +1,354 @@
+"""Each venue end to end over real loopback HTTP: credentials issued once by the sandbox,
+stored in a real vault, minted or logged in through VenueOps, private endpoints answering
+200, and refusals (tampered, expired, wrong key, wrong clock) explained."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+import vault
+from vault.errors import AccountLockedOut, AuthRejected, InputError, SecondFactorRequired
+from vault.http import make_client
+from vault.ops import LOGIN_FAILED_AT, VenueOps
+
+PRIVATE = {
+    "powertrade": ("GET", "/v1/balance/funds_holdings"),
+    "tradeready": ("GET", "/api/v1/account/balance"),
+    "hypersolutions": ("GET", "/usage"),
+    "kiiex": ("POST", "/GetUserAccountInfos"),
+}
+
+
+@pytest.fixture
+def notices() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def ops(service, notices):
+    with VenueOps(service, notify=notices.append) as o:
+        yield o
+
+
+def audit_of(service, label: str) -> list[tuple[str, str]]:
+    return [(e.action, e.outcome) for e in service.data.audit if e.account == label]
+
+
+# --- the happy path, per venue -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("venue", list(PRIVATE))
+def test_issue_store_authenticate_and_call_a_private_endpoint(venue, ops, service, sandbox, sandbox_account) -> None:
+    sandbox_account(venue, "acct")
+    health = ops.check("acct")
+    assert health.ok, health.message
+    assert health.status == 200 and health.latency_ms is not None and abs(health.skew_s) < 2
+
+    creds = ops.headers("acct")
+    method, path = PRIVATE[venue]
+    with make_client() as http:
+        r = http.request(method, creds.base_url + path, headers=creds.headers)
+    assert r.status_code == 200, r.text
+
+    acct = service.get("acct")
+    assert acct.health.ok and acct.rate_limit is not None and acct.rate_limit.remaining is not None
+    assert acct.history and acct.history[-1] == acct.rate_limit.remaining
+    assert ("check", "ok") in audit_of(service, "acct") and ("mint", "ok") in audit_of(service, "acct")
+    if venue in ("tradeready", "kiiex"):
+        assert acct.token is not None and acct.token.kind == ("bearer" if venue == "tradeready" else "session")
+        assert ("login", "ok") in audit_of(service, "acct")
+
+
+@pytest.mark.parametrize("venue", list(PRIVATE))
+def test_python_api_signs_every_request_sync_and_async(venue, ops, sandbox, sandbox_account) -> None:
+    sandbox_account(venue, "acct")
+    auth = vault.auth("acct", ops=ops)
+    method, path = PRIVATE[venue]
+    with httpx.Client(base_url=auth.base_url, auth=auth) as client:
+        for _ in range(3):  # PowerTrade's rising nonce: each request needs its own token
+            assert client.request(method, path).status_code == 200
+
+    async def run() -> list[int]:
+        async with httpx.AsyncClient(base_url=auth.base_url, auth=auth) as client:
+            return [(await client.request(method, path)).status_code for _ in range(2)]
+
+    assert asyncio.run(run()) == [200, 200]
+
+
+def test_python_api_refuses_to_send_credentials_to_another_origin(ops, sandbox, sandbox_account) -> None:
+    sandbox_account("hypersolutions", "hy")
+    auth = vault.auth("hy", ops=ops)
+    seen: list[httpx.Request] = []
+    with httpx.Client(auth=auth, transport=httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))) as client:
+        with pytest.raises(InputError, match="refusing to attach"):
+            client.get("https://evil.example/usage")
+    assert seen == []
+
+
+def test_vault_client_helper(ops, sandbox, sandbox_account) -> None:
+    sandbox_account("powertrade", "pt")
+    with vault.client("pt", ops=ops) as client:
+        assert client.get("/v1/position/funds").status_code == 200
+
+
+# --- PowerTrade refusals -------------------------------------------------------------------
+
+
+def test_powertrade_tampered_token_is_refused_and_keyward_says_why(ops, sandbox, sandbox_account) -> None:
+    acct = sandbox_account("powertrade", "pt")
+    creds = ops.headers("pt")
+    head, payload, sig = creds.headers["X-Power-Trade"].split(".")
+    tampered = ".".join([head, payload, ("A" if sig[0] != "A" else "B") + sig[1:]])
+    with make_client() as http:
+        r = http.get(creds.base_url + "/v1/position/funds", headers={"X-Power-Trade": tampered})
+    assert r.status_code == 401
+    from vault.providers import get_provider
+
+    with pytest.raises(AuthRejected) as info:
+        get_provider("powertrade").raise_for_error(acct, r)
+    assert "bad_signature" in str(info.value) and "private key" in str(info.value)
+
+
+def test_powertrade_wrong_key_is_refused_with_an_environment_hint(ops, sandbox, sandbox_account) -> None:
+    from vault.formats import recognise  # noqa: F401  (the sandbox issues PEMs directly)
+
+    other = sandbox.issue("powertrade")
+    mine = sandbox.issue("powertrade")
+    sandbox_account("powertrade", "pt", fields={"api_key": mine["api_key"], "private_key": other["private_key"]})
+    health = ops.check("pt")
+    assert not health.ok and health.status == 401
+    assert "bad_signature" in health.message and "environment" in health.message
+    assert any("keys are per environment" in line or "problem" in line for line in ops.doctor("pt"))
+
+
+def test_powertrade_expired_token_from_a_slow_clock_names_the_skew(service, sandbox, sandbox_account) -> None:
+    sandbox_account("powertrade", "pt")
+    with VenueOps(service, clock=lambda: time.time() - 120, notify=lambda m: None) as slow:
+        health = slow.check("pt")
+    assert not health.ok and health.status == 401
+    assert "expired" in health.message and "skew" in health.message
+    assert health.skew_s == pytest.approx(120, abs=2)
+
+
+def test_powertrade_429_is_waited_out_with_a_fresh_nonce(ops, sandbox, sandbox_account, notices) -> None:
+    sandbox_account("powertrade", "pt")
+    sandbox.configure(rate_limit=2, rate_window_s=1.0)
+    results = [ops.check("pt") for _ in range(3)]
+    assert all(h.ok for h in results), [h.message for h in results]
+    assert any("rate-limited" in n and "waiting" in n for n in notices)
+    assert "waited" in results[-1].message
+
+
+# --- TradeReady ----------------------------------------------------------------------------
+
+
+def test_tradeready_bearer_is_cached_and_refreshed_only_when_needed(ops, service, sandbox, sandbox_account) -> None:
+    sandbox_account("tradeready", "tr")
+    first = ops.token("tr").token
+    assert ops.token("tr").token.value == first.value  # cached: no second login
+    assert audit_of(service, "tr").count(("login", "ok")) == 1
+    forced = ops.token("tr", force=True).token
+    assert audit_of(service, "tr").count(("login", "ok")) == 2 and forced.expires_at >= first.expires_at
+    # the bearer reaches JWT-only endpoints
+    creds = ops.headers("tr")
+    with make_client() as http:
+        assert http.get(creds.base_url + "/api/v1/agents", headers=creds.headers).status_code == 200
+
+
+def test_tradeready_short_lived_bearer_is_refreshed_before_it_dies(ops, service, sandbox, sandbox_account) -> None:
+    sandbox_account("tradeready", "tr")
+    sandbox.configure(tradeready_jwt_lifetime_s=200)
+    tok = ops.token("tr").token
+    assert 190 < tok.expires_at - time.time() <= 201
+    clock = {"t": time.time() + 160}  # a quarter of 200 s or less left: refresh
+    later = VenueOps(service, clock=lambda: clock["t"], notify=lambda m: None)
+    assert later.token("tr").token.expires_at > tok.expires_at + 100
+    assert audit_of(service, "tr").count(("login", "ok")) == 2
+
+
+def test_tradeready_tampered_bearer_is_refused_and_the_api_relogs_once(ops, service, sandbox, sandbox_account) -> None:
+    sandbox_account("tradeready", "tr")
+    ops.login("tr")
+
+    def tamper(a, data):
+        from vault.model import Token
+
+        a.token = Token(a.token.value[:-2] + "xx", a.token.issued_at, a.token.expires_at, "bearer")
+
+    ops._change("tr", tamper)
+    creds = ops.headers("tr")
+    with make_client() as http:
+        r = http.get(creds.base_url + "/api/v1/agents", headers=creds.headers)
+    assert r.status_code == 401
+    from vault.providers import get_provider
+
+    with pytest.raises(AuthRejected, match="keyward login tr"):
+        get_provider("tradeready").raise_for_error(service.get("tr"), r)
+
+    logins = audit_of(service, "tr").count(("login", "ok"))
+    with vault.client("tr", ops=ops) as client:
+        assert client.get("/api/v1/agents").status_code == 200  # 401, re-login, 200
+    assert audit_of(service, "tr").count(("login", "ok")) == logins + 1
+
+
+def test_tradeready_wrong_secret_says_so(ops, sandbox, sandbox_account) -> None:
+    fields = sandbox.issue("tradeready", display_name="x")
+    sandbox_account("tradeready", "tr", fields={"api_key": fields["api_key"], "api_secret": "sk_live_wrong"})
+    with pytest.raises(AuthRejected) as info:
+        ops.login("tr")
+    assert "API secret does not match" in str(info.value)
+    assert "sk_live_wrong" not in str(info.value)
+    assert ops.check("tr").ok  # X-API-Key alone still works for the health call
+
+
+# --- Hyper Solutions -----------------------------------------------------------------------
+
+
+def test_hyper_wrong_jwt_key_is_refused(ops, sandbox, sandbox_account) -> None:
+    issued = sandbox.issue("hypersolutions")
+    sandbox_account("hypersolutions", "hy", fields={"api_key": issued["api_key"], "jwt_key": "x" * 40})
+    health = ops.check("hy")
+    assert not health.ok and health.status == 401 and "JWT key is wrong" in health.message
+
+
+def test_hyper_organisation_mode(ops, sandbox, sandbox_account) -> None:
+    sandbox_account("hypersolutions", "org", organization=True)
+    assert ops.check("org").ok
+    assert set(ops.headers("org").headers) == {"x-api-key", "x-app-key", "x-app-signature"}
+
+
+def test_hyper_quota_is_recorded_as_rate_limit(ops, service, sandbox, sandbox_account) -> None:
+    sandbox_account("hypersolutions", "hy")
+    sandbox.configure(hyper_quota=50)
+    ops.check("hy")
+    ops.check("hy")
+    rl = service.get("hy").rate_limit
+    assert (rl.limit, rl.remaining) == (50, 48)
+    assert service.get("hy").history[-2:] == [49, 48]
+
+
+def test_clock_skew_is_detected_and_explains_an_expired_signature(ops, sandbox, sandbox_account) -> None:
+    sandbox_account("hypersolutions", "hy")
+    sandbox.configure(clock_offset_s=8.0)  # within the 15 s signature, but past a third of it
+    health = ops.check("hy")
+    assert health.ok and "skew" in health.message and health.skew_s == pytest.approx(8, abs=1.5)
+    sandbox.configure(clock_offset_s=20.0)  # the signature dies before it arrives
+    health = ops.check("hy")
+    assert not health.ok and "expired" in health.message and "skew +2" in health.message
+    assert any(line.startswith("problem: clock skew") for line in ops.doctor("hy"))
+
+
+# --- Kiiex ---------------------------------------------------------------------------------
+
+
+def test_kiiex_session_is_cached_slid_and_sent_as_aptoken(ops, service, sandbox, sandbox_account) -> None:
+    acct = sandbox_account("kiiex", "kx")
+    first = ops.token("kx").token
+    assert ops.headers("kx").headers == {"aptoken": first.value}
+    assert sandbox.kiiex_attempts(acct.fields["user_id"]) == 1
+    assert ops.check("kx").ok
+    assert service.get("kx").token.expires_at >= first.expires_at
+
+
+@pytest.mark.parametrize("shape", [{"kiiex_token_key": "Token"}, {"kiiex_camel_case": True}])
+def test_kiiex_token_key_variants(shape, ops, sandbox, sandbox_account) -> None:
+    sandbox.configure(**shape)
+    sandbox_account("kiiex", "kx")
+    assert ops.check("kx").ok
+
+
+def test_kiiex_failed_login_is_reported_and_never_retried(ops, service, sandbox, sandbox_account) -> None:
+    issued = sandbox.issue("kiiex")
+    from vault.formats import recognise
+
+    _, fields, _ = recognise(issued)
+    fields["api_secret"] = "0" * 32
+    sandbox_account("kiiex", "kx", fields=fields)
+    uid = fields["user_id"]
+
+    health = ops.check("kx")
+    assert not health.ok and "will not retry" in health.message
+    assert sandbox.kiiex_attempts(uid) == 1
+    # Nothing automatic tries again: not check, token, headers, the Python API nor a retry.
+    assert not ops.check("kx").ok
+    for attempt in (lambda: ops.token("kx"), lambda: ops.headers("kx"), lambda: ops.sign("kx", "/GetUserAccounts")):
+        with pytest.raises(AuthRejected, match="will not log in again on its own"):
+            attempt()
+    with httpx.Client(base_url=sandbox.base_url("kiiex"), auth=vault.auth("kx", ops=ops)) as client:
+        with pytest.raises(AuthRejected):
+            client.post("/GetUserAccounts")
+    assert sandbox.kiiex_attempts(uid) == 1
+    assert service.get("kx").settings[LOGIN_FAILED_AT] is not None
+    assert any("lock" in line for line in ops.doctor("kx"))
+    assert sandbox.kiiex_attempts(uid) == 1
+    # Only the explicit login tries again.
+    with pytest.raises(AuthRejected):
+        ops.login("kx")
+    assert sandbox.kiiex_attempts(uid) == 2
+    assert audit_of(service, "kx").count(("login", "failed")) == 2
+
+
+def test_kiiex_lock_out_and_2fa_are_reported_clearly(ops, sandbox, sandbox_account) -> None:
+    from vault.formats import recognise
+
+    sandbox.configure(kiiex_lockout_after=1)
+    _, fields, _ = recognise(sandbox.issue("kiiex"))
+    good_secret = fields["api_secret"]
+    fields["api_secret"] = "0" * 32
+    sandbox_account("kiiex", "kx", fields=fields)
+    with pytest.raises(AuthRejected):
+        ops.login("kx")
+    ops._change("kx", lambda a, d: a.fields.__setitem__("api_secret", good_secret))
+    with pytest.raises(AccountLockedOut, match="administrator"):
+        ops.login("kx")  # right secret now, but the user is locked
+    sandbox.unlock_kiiex(fields["user_id"])
+    sandbox.configure(kiiex_requires_2fa=True)
+    with pytest.raises(SecondFactorRequired, match="2FA"):
+        ops.login("kx")
+    sandbox.configure(kiiex_requires_2fa=False)
+    assert ops.login("kx").token is not None
+    assert ops.check("kx").ok  # a successful explicit login lifts keyward's own block
+
+
+def test_kiiex_refused_session_is_dropped_not_retried(ops, service, sandbox, sandbox_account) -> None:
+    acct = sandbox_account("kiiex", "kx")
+    uid = acct.fields["user_id"]
+    ops.login("kx")
+
+    def corrupt(a, data):
+        from vault.model import Token
+
+        a.token = Token("not-a-session", a.token.issued_at, a.token.expires_at, "session")
+
+    ops._change("kx", corrupt)
+    with httpx.Client(base_url=sandbox.base_url("kiiex"), auth=vault.auth("kx", ops=ops)) as client:
+        assert client.post("/GetUserAccounts").status_code == 401  # returned as is
+        assert sandbox.kiiex_attempts(uid) == 1
+        assert service.get("kx").token is None  # forgotten: the next request logs in once
+        assert client.post("/GetUserAccounts").status_code == 200
+    assert sandbox.kiiex_attempts(uid) == 2
+
+
+def test_check_many_keeps_order_and_isolates_failures(ops, sandbox, sandbox_account) -> None:
+    for venue in PRIVATE:
+        sandbox_account(venue, venue)
+    results = ops.check_many(["kiiex", "nope", "powertrade", "tradeready", "hypersolutions", "kiiex"])
+    assert [label for label, _ in results] == ["kiiex", "nope", "powertrade", "tradeready", "hypersolutions"]
+    assert [h.ok for _, h in results] == [True, False, True, True, True]
+    assert "no account labelled" in results[1][1].message
+
+
+def test_locked_vault_refuses_and_drops_parsed_keys(ops, service, sandbox, sandbox_account) -> None:
+    sandbox_account("powertrade", "pt")
+    ops.token("pt")
+    assert len(ops._keys) == 1
+    service.lock()
+    from vault.errors import VaultLocked
+
+    with pytest.raises(VaultLocked):
+        ops.token("pt")
+    assert len(ops._keys) == 0
