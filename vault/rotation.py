@@ -81,9 +81,15 @@ def swap_back(acct: Account, now: float, reason: str) -> Generation:
 
 
 def _forget_session(acct: Account) -> None:
-    # A cached token or session belongs to the credential that obtained it.
+    # A cached token or session, the last health and a recorded failed login (which stops
+    # keyward from logging in again on its own) all belong to the credential they were
+    # about, not to the one now current.
+    from .ops import LOGIN_FAILED_AT, LOGIN_FAILURE
+
     acct.token = None
     acct.health = None
+    acct.settings.pop(LOGIN_FAILED_AT, None)
+    acct.settings.pop(LOGIN_FAILURE, None)
 
 
 def _short(message: str, limit: int = 160) -> str:

@@ -128,25 +128,31 @@ def shred(path: Path) -> None:
 
 
 def read_hidden_paste(ctx: Context, prompt: str) -> str:
-    """Lines from the terminal with echo off, until an empty line after some text, or Ctrl-D."""
+    """Lines from the terminal with echo off, until an empty line after some text, or Ctrl-D.
+
+    The terminal stays in canonical (line) mode, so a single pasted line longer than the
+    kernel's line buffer (4095 bytes on Linux) would be cut: one-time screens are far
+    shorter, and a longer input belongs in --file."""
     import termios
 
     try:
-        tty = open("/dev/tty", "r+")
+        tty_in = open("/dev/tty", "r")
+        tty_out = open("/dev/tty", "w")
     except OSError:
         raise InputError("no terminal to paste on", hint="pass --file FILE, or pipe JSON to stdin") from None
-    with tty:
-        fd = tty.fileno()
+    with tty_in, tty_out:
+        fd = tty_in.fileno()
         old = termios.tcgetattr(fd)
         new = termios.tcgetattr(fd)
         new[3] &= ~(termios.ECHO | termios.ECHONL)
-        tty.write(prompt)
-        tty.flush()
         lines: list[str] = []
         try:
+            # Echo off before the prompt shows, so nothing pasted after it can be echoed.
             termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+            tty_out.write(prompt)
+            tty_out.flush()
             while True:
-                line = tty.readline()
+                line = tty_in.readline()
                 if not line:  # Ctrl-D
                     break
                 line = line.replace("\x1b[200~", "").replace("\x1b[201~", "")  # bracketed paste
@@ -156,10 +162,12 @@ def read_hidden_paste(ctx: Context, prompt: str) -> str:
         except KeyboardInterrupt:
             raise Cancelled("cancelled", hint="nothing was changed") from None
         finally:
+            # TCSAFLUSH: whatever was pasted past the blank line is dropped, not left for
+            # the shell to run or echo.
             termios.tcsetattr(fd, termios.TCSAFLUSH, old)
         count = sum(1 for x in lines if x.strip())
-        tty.write(f"(read {count} line{'s' if count != 1 else ''}, not shown)\n")
-        tty.flush()
+        tty_out.write(f"(read {count} line{'s' if count != 1 else ''}, not shown)\n")
+        tty_out.flush()
     return "".join(lines)
 
 
