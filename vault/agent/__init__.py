@@ -30,7 +30,7 @@ def resolved_vault(vault_path: str | os.PathLike[str]) -> str:
 
 def socket_name(vault_path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256(resolved_vault(vault_path).encode("utf-8", "surrogateescape")).hexdigest()
-    return f"{SOCKET_PREFIX}{digest[:24]}{SOCKET_SUFFIX}"
+    return f"{SOCKET_PREFIX}{digest[:16]}{SOCKET_SUFFIX}"
 
 
 def _candidate_dirs() -> list[Path]:

@@ -1,8 +1,8 @@
 """Talking to a running agent: `connect()` and `AgentClient`.
 
-`AgentClient` has VenueOps' method names and return types (token, headers, login,
-check, check_many, doctor, exec_env), so a command written against VenueOps works
-unchanged against an agent.  This module is on the hot path of every scripted
+`AgentClient` has VenueOps' method names and return types (token, headers, sign,
+login, forget_session, check, check_many, doctor, exec_env, labels, summary), so a
+command written against VenueOps works unchanged against an agent.  This module is on the hot path of every scripted
 `keyward token`: stdlib sockets and JSON only, no textual/httpx/jwt/cryptography.
 
 An agent that has died (or dies mid-call) is not an error: with a `fallback` factory
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from typing import Any, Callable
 
 from ..errors import AgentError, VaultChanged
@@ -34,6 +35,10 @@ HELLO_TIMEOUT = 5.0
 OP_TIMEOUT = 300.0  # logins and health checks go to the network; their own timeouts apply first
 
 
+def _stderr(message: str) -> None:
+    print(f"keyward: {message}", file=sys.stderr, flush=True)  # as VenueOps' default notify
+
+
 class _AgentGone(Exception):
     """The agent closed the connection or stopped being usable (internal).  `reason` is
     the typed error to show when there is nothing to fall back on."""
@@ -43,7 +48,12 @@ class _AgentGone(Exception):
         self.reason = reason
 
 
-def connect(vault_path: str | os.PathLike[str], *, fallback: Callable[[], Any] | None = None) -> AgentClient | None:
+def connect(
+    vault_path: str | os.PathLike[str],
+    *,
+    fallback: Callable[[], Any] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> AgentClient | None:
     """A client for the agent holding this vault, or None when no agent answers.
 
     Never raises for "no agent": a missing or stale socket, an agent that dies while
@@ -71,16 +81,24 @@ def connect(vault_path: str | os.PathLike[str], *, fallback: Callable[[], Any] |
     except (OSError, ProtocolError, AgentError):
         sock.close()
         return None
-    return AgentClient(sock, info, fallback=fallback)
+    return AgentClient(sock, info, fallback=fallback, notify=notify)
 
 
 class AgentClient:
     """VenueOps, answered by the agent.  One connection, many requests."""
 
-    def __init__(self, sock: socket.socket, info: dict[str, Any], *, fallback: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        info: dict[str, Any],
+        *,
+        fallback: Callable[[], Any] | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         self._sock: socket.socket | None = sock
         self.info = info  # the agent's hello: pid, vault, mode, ttl_s, remaining_s
         self._fallback = fallback
+        self.notify = notify or _stderr  # what VenueOps would have printed, printed here
         self._local: Any = None
 
     def __repr__(self) -> str:
@@ -118,6 +136,21 @@ class AgentClient:
     def check_many(self, labels):
         labels = list(labels)
         return self._op(lambda ops: ops.check_many(labels), "check_many", labels=labels)
+
+    def sign(self, label: str, path: str | None = None, *, force_login: bool = False):
+        return self._op(
+            lambda ops: ops.sign(label, path, force_login=force_login),
+            "sign", label=label, path=path, force_login=bool(force_login),
+        )
+
+    def forget_session(self, label: str) -> None:
+        return self._op(lambda ops: ops.forget_session(label), "forget_session", label=label)
+
+    def labels(self) -> list[str]:
+        return self._op(lambda ops: ops.labels(), "labels")
+
+    def summary(self, label: str) -> dict[str, Any]:
+        return self._op(lambda ops: ops.summary(label), "summary", label=label)
 
     def doctor(self, label: str) -> list[str]:
         return self._op(lambda ops: ops.doctor(label), "doctor", label=label)
@@ -167,6 +200,10 @@ class AgentClient:
             reply = recv(self._sock)
             if reply is None:
                 raise ProtocolError("closed")
+            notices = reply.get("notices")
+            if isinstance(notices, list):
+                for notice in notices:
+                    self.notify(str(notice))
             if reply.get("ok") is True:
                 return from_wire(reply.get("result"))
             err = error_from_wire(reply.get("error"))

@@ -32,9 +32,8 @@ READY_TIMEOUT_S = 30.0
 
 
 def _package_root() -> str:
-    import vault
-
-    return str(Path(vault.__file__).resolve().parent.parent)
+    """The directory holding the `vault` package this code was loaded from."""
+    return str(Path(__file__).resolve().parents[2])
 
 
 def agent_env() -> dict[str, str]:

@@ -4,10 +4,12 @@ A frame is a 4-byte big-endian length then that many bytes of UTF-8 JSON.  Reque
 objects ``{"v": 1, "op": "token", "label": "desk", ...}``; responses are
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"type", "message", "hint",
 "exit_code", ...}}``, where ``type`` names a vault.errors class so the client raises the
-same typed error (and the CLI exits with the same code) as a local call would.
+same typed error (and the CLI exits with the same code) as a local call would.  Either
+may carry ``"notices": [...]``: the one-line warnings VenueOps would have printed to the
+caller's stderr (a rate-limit wait, clock skew), which the client prints there.
 
-Results that are vault.model dataclasses travel tagged (``{"__kw__": "Credentials",
-...}``) and are rebuilt on the other side, so `AgentClient.token()` returns the same
+Results that are vault.model dataclasses (and tuples) travel tagged (``{"__kw__":
+"Credentials", ...}``) and are rebuilt on the other side, so `AgentClient.token()` returns the same
 `Credentials` object `VenueOps.token()` does.  Stdlib only: the client imports this.
 """
 
@@ -151,12 +153,18 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def ok(result: Any = None) -> dict[str, Any]:
-    return {"ok": True, "result": to_wire(result)}
+def ok(result: Any = None, notices: list[str] | None = None) -> dict[str, Any]:
+    reply: dict[str, Any] = {"ok": True, "result": to_wire(result)}
+    if notices:
+        reply["notices"] = list(notices)
+    return reply
 
 
-def failure(err: KeywardError) -> dict[str, Any]:
-    return {"ok": False, "error": error_to_wire(err)}
+def failure(err: KeywardError, notices: list[str] | None = None) -> dict[str, Any]:
+    reply: dict[str, Any] = {"ok": False, "error": error_to_wire(err)}
+    if notices:
+        reply["notices"] = list(notices)
+    return reply
 
 
 # --- values ------------------------------------------------------------------------------
@@ -167,8 +175,10 @@ def to_wire(value: Any) -> Any:
         return value
     if isinstance(value, dict):
         return {str(k): to_wire(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return [to_wire(v) for v in value]
+    if isinstance(value, tuple):  # check_many's (label, Health) pairs stay pairs
+        return {_TAG: "tuple", "items": [to_wire(v) for v in value]}
     if is_dataclass(value) and not isinstance(value, type) and type(value).__name__ in WIRE_TYPES:
         out = {_TAG: type(value).__name__}
         for f in fields(value):
@@ -184,6 +194,8 @@ def from_wire(value: Any) -> Any:
         tag = value.get(_TAG)
         if tag is None:
             return {k: from_wire(v) for k, v in value.items()}
+        if tag == "tuple" and isinstance(value.get("items"), list):
+            return tuple(from_wire(v) for v in value["items"])
         if tag not in WIRE_TYPES:
             raise ProtocolError(f"unknown object type {tag!r}")
         from .. import model  # cheap: dataclasses only

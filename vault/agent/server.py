@@ -5,9 +5,9 @@ pipe (vault.agent.launch).  It:
 
 - listens on ``<runtime dir>/agent-<hash of the vault path>.sock``, the directory 0700
   and the socket 0600, and answers only peers whose SO_PEERCRED uid is its own;
-- performs operations (token, headers, login, check, check_many, doctor, exec_env) with
-  a VaultService + VenueOps and returns their results, never the data key or the
-  account's stored secrets; every write is the service's own locked, atomic transact,
+- performs VenueOps' operations (token, headers, sign, login, check, check_many,
+  doctor, exec_env, labels, summary) and returns their results, never the data key or
+  an account's stored fields; every write is the service's own locked, atomic transact,
   and it reloads first whenever another process saved (`changed_on_disk()`);
 - exits, dropping the vault, when its TTL runs out (idle by default, or absolute), on
   `lock`, on SIGTERM/SIGINT/SIGHUP, when the vault is re-keyed or deleted under it, or
@@ -89,6 +89,7 @@ class AgentServer:
         self.started_wall = time.time()
         self._last_used = self.started
         self._op_lock = threading.Lock()
+        self._notices: list[str] | None = None
         # A plain flag plus a self-pipe, not an Event: stop() runs inside signal handlers,
         # where taking a lock the interrupted code may hold would deadlock.
         self._stop_flag = False
@@ -112,7 +113,8 @@ class AgentServer:
         ensure_private_dir(self.sock_path.parent)
         if peer_credential_option() is None:
             raise AgentError("this system has no SO_PEERCRED", hint="the unlock agent runs on Linux only")
-        tmp = self.sock_path.with_name(f".{self.sock_path.name}.{os.getpid()}")
+        # No longer than the final name, which was checked to fit in sun_path.
+        tmp = self.sock_path.with_name(f".{os.getpid()}-{os.urandom(4).hex()}")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             try:
@@ -134,7 +136,9 @@ class AgentServer:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-            raise AgentError(f"cannot listen on {self.sock_path}: {exc.strerror}", hint="check the directory") from None
+            raise AgentError(
+                f"cannot listen on {self.sock_path}: {exc.strerror or exc}", hint="check the directory"
+            ) from None
         listener.setblocking(False)
         self._listener = listener
         self._sock_id = (st.st_dev, st.st_ino)
@@ -192,9 +196,9 @@ class AgentServer:
                 pass
         got = self._op_lock.acquire(timeout=SHUTDOWN_WAIT_S)
         try:
-            lock = getattr(self._service, "lock", None)
-            if lock is not None:
-                lock()
+            for drop in (getattr(self._ops, "close", None), getattr(self._service, "lock", None)):
+                if drop is not None:
+                    drop()  # parsed keys, HTTP connections, then the data key and the data
             self._service = None
             self._ops = None
         finally:
@@ -295,26 +299,39 @@ class AgentServer:
         handler = _OPERATIONS.get(op) if isinstance(op, str) else None
         if handler is None:
             return failure(AgentError(f"the agent has no operation {op!r}", hint="run `keyward lock` and retry"))
+        # One operation at a time, like ssh-agent: VaultService is not thread-safe, and
+        # it keeps each operation's notices with the reply they belong to.
         with self._op_lock:
             if self.stopping or self._ops is None:
                 return None
+            self._notices = notices = []
             try:
                 self._service.reload()  # pick up another process's save before reading
-                reply = ok(handler(self._ops, request))
+                reply = ok(handler(self._ops, request), notices)
             except VaultChanged as err:
                 self.stop("rekeyed")  # our data key no longer opens the vault
-                return failure(err)
+                return failure(err, notices)
             except KeywardError as err:
-                return failure(err)
+                return failure(err, notices)
             except Exception as exc:  # a bug: say which kind, never the value
                 return failure(
                     AgentError(
                         f"the agent hit an internal error ({type(exc).__name__}) in {op}",
                         hint="retry; if it persists, `keyward lock` and report it",
-                    )
+                    ),
+                    notices,
                 )
+            finally:
+                self._notices = None
             self._last_used = self._clock()
             return reply
+
+    def notice(self, message: str) -> None:
+        """VenueOps' `notify`: collected for the reply of the operation in flight (its
+        check_many workers call it from their own threads, inside that operation)."""
+        notices = self._notices
+        if notices is not None:
+            notices.append(str(message))
 
 
 # --- the operation table -------------------------------------------------------------------
@@ -334,14 +351,30 @@ def _labels(request: dict[str, Any]) -> list[str]:
     return labels
 
 
+def _path(request: dict[str, Any]) -> str | None:
+    path = request.get("path")
+    if path is not None and (not isinstance(path, str) or len(path) > 4096):
+        raise AgentError("the request's path is not a string", hint="pass a URL path like /v1/orders")
+    return path
+
+
+# What the agent does.  Each returns what VenueOps returns: tokens, headers and signatures
+# that a request carries (short-lived, and exactly what `keyward token/headers` print),
+# health, doctor lines, labels and non-secret summaries.  There is deliberately no
+# operation that returns an account's stored fields, the data key or the passphrase:
+# reveal, export and edits ask for the passphrase in the process that wants them.
 _OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "token": lambda ops, r: ops.token(_label(r), force=r.get("force") is True),
     "headers": lambda ops, r: ops.headers(_label(r)),
+    "sign": lambda ops, r: ops.sign(_label(r), _path(r), force_login=r.get("force_login") is True),
     "login": lambda ops, r: ops.login(_label(r)),
+    "forget_session": lambda ops, r: ops.forget_session(_label(r)),
     "check": lambda ops, r: ops.check(_label(r)),
     "check_many": lambda ops, r: ops.check_many(_labels(r)),
     "doctor": lambda ops, r: ops.doctor(_label(r)),
     "exec_env": lambda ops, r: ops.exec_env(_label(r)),
+    "labels": lambda ops, r: ops.labels(),
+    "summary": lambda ops, r: ops.summary(_label(r)),
 }
 OPERATIONS = frozenset(_OPERATIONS) | {"hello", "status", "lock"}
 
@@ -437,7 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         service = open_with_key(Path(args.vault), key)
         from ..ops import VenueOps
 
-        server = AgentServer(service, VenueOps(service), ttl=args.ttl, absolute=args.absolute, vault_path=args.vault)
+        # Warnings (rate-limit waits, clock skew) go back to the caller, not to /dev/null.
+        ops = VenueOps(service, notify=lambda message: server.notice(message) if server else None)
+        server = AgentServer(service, ops, ttl=args.ttl, absolute=args.absolute, vault_path=args.vault)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda *_: server.stop("signal"))  # type: ignore[union-attr]
         server.bind()
