@@ -136,7 +136,18 @@ class Context:
 
     def ops(self):
         """The venue operations (token, headers, login, check) for this command: see
-        vault.ops.VenueOps."""
+        vault.ops.VenueOps.  Served by the unlock agent when one holds this vault (no
+        passphrase, no KDF run, no heavy imports); else, or if the agent dies mid-call,
+        done locally after the usual prompt."""
+        if self._service is None:
+            from ..agent.client import connect
+
+            client = connect(self.vault_path, fallback=self._local_ops)
+            if client is not None:
+                return client
+        return self._local_ops()
+
+    def _local_ops(self):
         from ..ops import VenueOps
 
         return VenueOps(self.unlock())
