@@ -1,0 +1,212 @@
+"""Add or capture: paste what the venue's one-time screen showed; keyward recognises the
+format (vault.capture), repairs paste accidents, shows the result masked, and stores it.
+
+The pasted text lives only in the paste zone (drawn as a fixed mask); what is recognised
+is shown through vault.views' masking.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Select, Static
+
+from vault.errors import KeywardError
+from vault.providers import VENUES, get_provider
+
+from ..widgets.secret_input import PasteZone
+from ..workers import Job, error_line
+
+DETECT = "detect"
+CUSTOM = "custom"
+
+
+def detect_venue(text: str) -> str | None:
+    """The venue a paste obviously belongs to (its JSON shape, a PEM), or None."""
+    stripped = text.strip()
+    if "-----BEGIN" in stripped:
+        return "powertrade"
+    if stripped.startswith("{"):
+        from vault.formats import recognise
+
+        try:
+            import json
+
+            venue, _, _ = recognise(json.loads(stripped))
+            return get_provider(venue).venue
+        except (ValueError, KeywardError):
+            return None
+    if "KEYWARD_VENUE=" in stripped:
+        from vault.export import parse_env
+
+        try:
+            venue = parse_env(stripped).get("venue")
+            return get_provider(str(venue)).venue if venue else None
+        except KeywardError:
+            return None
+    return None
+
+
+def describe_captured(captured) -> Text:
+    """What was recognised, masked the way `keyward show` masks it."""
+    from vault import views
+    from vault.model import Account
+
+    probe = Account(label="-", venue=captured.venue, base_url="", fields=captured.fields)
+    out = Text()
+    out.append(f"Recognised {captured.source_format} for {get_provider(captured.venue).title}\n", style="green")
+    for name, value in views.masked_fields(probe).items():
+        out.append(f"  {name:<14}", style="bold")
+        out.append((value.splitlines()[0] + " …" if "\n" in value else value) + "\n")
+    for repair in captured.repairs:
+        out.append(f"  repaired: {repair}\n", style="yellow")
+    return out
+
+
+class CaptureScreen(Screen):
+    CSS_PATH = ["form.tcss", "capture.tcss"]
+    AUTO_FOCUS = "#paste"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="capture.cancel"),
+        Binding("ctrl+s", "save", "Save", id="capture.save"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._captured = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="")
+        with VerticalScroll(id="capture-box", classes="form-box"):
+            yield Static("Add an account", classes="form-title")
+            yield Static(
+                "Paste what the venue showed you once: TradeReady's registration JSON, Kiiex's "
+                "Export to JSON, PowerTrade's key and PEM, Hyper Solutions' keys, or a keyward export. "
+                "It is never shown here; what keyward recognised is, masked.",
+                classes="form-help",
+            )
+            with Horizontal(classes="form-row"):
+                yield Static("Venue", classes="form-label")
+                options = [("Detect from the paste", DETECT)] + [(get_provider(v).title, v) for v in VENUES]
+                yield Select(options, value=DETECT, allow_blank=False, id="venue")
+            yield PasteZone("paste here (bracketed paste), or type; ctrl+u clears", id="paste")
+            yield Static("", id="recognised")
+            with Horizontal(classes="form-row"):
+                yield Static("Label", classes="form-label")
+                yield Input(placeholder="a name for this account", id="label")
+            with Horizontal(classes="form-row"):
+                yield Static("Environment", classes="form-label")
+                yield Select([], allow_blank=True, prompt="choose the venue first", id="env")
+            with Horizontal(classes="form-row"):
+                yield Static("Base URL", classes="form-label")
+                yield Input(placeholder="only for a custom environment (https://..., or http://127.0.0.1 for the sandbox)",
+                            id="base-url")
+            yield Static("", id="capture-message", classes="form-message")
+        yield Footer(compact=True)
+
+    # --- recognising -------------------------------------------------------------------
+
+    def _venue(self) -> str | None:
+        chosen = self.query_one("#venue", Select).value
+        if chosen != DETECT:
+            return str(chosen)
+        return detect_venue(self.query_one("#paste", PasteZone).value)
+
+    def _set_envs(self, venue: str | None) -> None:
+        select = self.query_one("#env", Select)
+        if venue is None:
+            select.set_options([])
+            return
+        provider = get_provider(venue)
+        options = [(f"{name}  {url}", name) for name, url in provider.environments.items()]
+        options.append(("custom base URL", CUSTOM))
+        current = select.value
+        select.set_options(options)
+        values = [v for _, v in options]
+        select.value = current if current in values else provider.default_env
+
+    @on(PasteZone.Changed, "#paste")
+    @on(Select.Changed, "#venue")
+    def analyse(self) -> None:
+        from vault.capture import parse
+
+        text = self.query_one("#paste", PasteZone).value
+        out = self.query_one("#recognised", Static)
+        venue = self._venue()
+        self._set_envs(venue)
+        self._captured = None
+        if not text.strip():
+            out.update("")
+            return
+        if venue is None:
+            out.update(Text("Not recognised on its own: choose the venue above.", style="yellow"))
+            return
+        try:
+            captured = parse(text, venue)
+        except KeywardError as err:
+            out.update(Text(str(err), style="red"))
+            return
+        self._captured = captured
+        out.update(describe_captured(captured))
+        label = self.query_one("#label", Input)
+        if not label.value and captured.label:
+            label.value = str(captured.label)
+        if captured.base_url and not captured.env:
+            self.query_one("#base-url", Input).value = captured.base_url
+            self.query_one("#env", Select).value = CUSTOM
+        elif captured.env:
+            self.query_one("#env", Select).value = captured.env
+
+    # --- saving ------------------------------------------------------------------------
+
+    def _say(self, text: str, style: str = "red") -> None:
+        self.query_one("#capture-message", Static).update(Text(text, style=style))
+
+    def action_save(self) -> None:
+        from vault.cli.vault_cmds import check_label
+        from vault.endpoints import resolve_base_url
+        from vault.model import Account
+
+        captured = self._captured
+        if captured is None:
+            self._say("Nothing recognised yet: paste the credentials first.")
+            return
+        label = self.query_one("#label", Input).value.strip()
+        env = self.query_one("#env", Select).value
+        base_url = self.query_one("#base-url", Input).value.strip() or None
+        try:
+            check_label(label)
+            if env == CUSTOM or env == Select.BLANK:
+                base, env_name = resolve_base_url(captured.venue, None, base_url or None)
+            else:
+                base, env_name = resolve_base_url(captured.venue, str(env), None)
+        except KeywardError as err:
+            self._say(str(err))
+            return
+        session = self.app.session
+        if session is None:
+            return
+        acct = Account(label=label, venue=captured.venue, base_url=base, env=env_name, fields=dict(captured.fields),
+                       created_at=self.app.clock())
+        detail = f"from {captured.source_format}" + (f"; {len(captured.repairs)} repair(s)" if captured.repairs else "")
+
+        def done(_: object) -> None:
+            self.query_one("#paste", PasteZone).take()
+            self._captured = None
+            self.app.notify(f"Captured {label} ({get_provider(acct.venue).title}).", title="Add")
+            self.app.pop_screen()
+
+        self.app.run_job(Job(f"store {label}", lambda: session.capture(acct, detail), done=done,
+                             failed=lambda e: self._say(error_line(e)), key=("add", label)))
+
+    def action_cancel(self) -> None:
+        self.query_one("#paste", PasteZone).take()
+        self._captured = None
+        self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        self._captured = None

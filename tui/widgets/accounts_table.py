@@ -1,0 +1,180 @@
+"""The dashboard's table: one row per account, live cells redrawn only when in view.
+
+Rows are built from `Row`, a snapshot of an account that holds no credential value (the
+key column is already masked by vault.views), so the table never holds a secret.  The
+app's one timer calls `tick(now)`: it recomputes the live cells of the rows on screen and
+calls `update_cell` only where the text changed, inside one `batch_update`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable
+
+from vault import views
+from vault.model import Account, Health, RateLimit, Token
+
+from . import countdown
+
+# (key, title, width): 133 columns with cell padding, inside a 140-column terminal.
+COLUMNS = (
+    ("label", "Label", 16),
+    ("venue", "Venue", 14),
+    ("env", "Env", 7),
+    ("key", "Key", 12),
+    ("age", "Age", 6),
+    ("token", "Token", 9),
+    ("rate", "Rate limit", 25),
+    ("health", "Health", 28),
+)
+LIVE = ("age", "token", "rate", "health")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Row:
+    """What the table shows of an account: no credential value, ever."""
+
+    label: str
+    venue: str
+    env: str
+    key: str  # masked by vault.views.key_display when the key is secret
+    key_since: float
+    max_age_days: int
+    token: Token | None  # a copy without its value: times and kind only
+    rate: RateLimit | None
+    health: Health | None
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, acct: Account, default_max_age: int) -> Row:
+        tok = acct.token
+        return cls(
+            label=acct.label,
+            venue=acct.venue,
+            env=acct.env or "custom",
+            key=views.key_display(acct),
+            key_since=acct.rotated_at or acct.created_at,
+            max_age_days=views.key_max_age(acct, default_max_age),
+            token=None if tok is None else Token("", tok.issued_at, tok.expires_at, tok.kind),
+            rate=acct.rate_limit,
+            health=acct.health,
+            tags=tuple(acct.tags),
+        )
+
+    def matches(self, needle: str) -> bool:
+        hay = " ".join((self.label, self.venue, self.env, *self.tags)).lower()
+        return all(part in hay for part in needle.lower().split())
+
+    def cell(self, column: str, now: float) -> Text:
+        if column == "label":
+            return Text(_clip(self.label, 16), style="bold")
+        if column == "venue":
+            return Text(self.venue)
+        if column == "env":
+            return Text(self.env, style="dim" if self.env == "custom" else "")
+        if column == "key":
+            return Text(_clip(self.key, 12))
+        if column == "age":
+            return countdown.age_cell((now - self.key_since) / 86400, self.max_age_days)
+        if column == "token":
+            return countdown.token_cell(self.token, now)
+        if column == "rate":
+            return countdown.rate_cell(self.rate, now)
+        if column == "health":
+            return countdown.health_cell(self.health, now, self.token)
+        raise KeyError(column)
+
+
+class AccountsTable(DataTable):
+    DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._rows: dict[str, Row] = {}
+        self._order: list[str] = []  # labels in display order (after the filter)
+        self._shown: dict[tuple[str, str], Text] = {}
+        self.filter_text = ""
+        self.updates = 0  # cells redrawn by tick(): lets tests and the benchmark see the cost
+
+    def on_mount(self) -> None:
+        for key, title, width in COLUMNS:
+            self.add_column(title, key=key, width=width)
+
+    # --- content -----------------------------------------------------------------------
+
+    @property
+    def selected_label(self) -> str | None:
+        if not self._order or not (0 <= self.cursor_row < len(self._order)):
+            return None
+        return self._order[self.cursor_row]
+
+    @property
+    def visible_labels(self) -> list[str]:
+        return list(self._order)
+
+    def set_rows(self, rows: list[Row], now: float) -> None:
+        """Show `rows` (filtered), keeping the cursor on the same account when it remains."""
+        self._rows = {r.label: r for r in rows}
+        order = [r.label for r in rows if not self.filter_text or r.matches(self.filter_text)]
+        if order == self._order and self.row_count == len(order):
+            self._update_all(now)
+            return
+        selected = self.selected_label
+        self.clear()
+        self._shown.clear()
+        self._order = order
+        for label in order:
+            row = self._rows[label]
+            cells = []
+            for key, _, _ in COLUMNS:
+                text = row.cell(key, now)
+                self._shown[(label, key)] = text
+                cells.append(text)
+            self.add_row(*cells, key=label)
+        if selected in order:
+            self.move_cursor(row=order.index(selected), animate=False, scroll=True)
+
+    def set_filter(self, text: str, now: float) -> None:
+        self.filter_text = text.strip()
+        self.set_rows(list(self._rows.values()), now)
+
+    def _update_all(self, now: float) -> None:
+        """Same rows, new data: redraw every cell whose text changed."""
+        with self.app.batch_update():
+            for label in self._order:
+                self._redraw(label, now, [k for k, _, _ in COLUMNS])
+
+    def _redraw(self, label: str, now: float, columns) -> None:
+        row = self._rows[label]
+        for key in columns:
+            text = row.cell(key, now)
+            if self._shown.get((label, key)) != text:
+                self._shown[(label, key)] = text
+                self.update_cell(label, key, text, update_width=False)
+                self.updates += 1
+
+    # --- the clock ---------------------------------------------------------------------
+
+    def rows_in_view(self) -> range:
+        first = int(self.scroll_y)
+        height = max(0, self.scrollable_content_region.height - self.header_height)
+        return range(first, min(len(self._order), first + height + 1))
+
+    def tick(self, now: float) -> None:
+        """Recompute the live cells of the rows on screen; redraw only what changed."""
+        if not self._order:
+            return
+        with self.app.batch_update():
+            for index in self.rows_in_view():
+                self._redraw(self._order[index], now, LIVE)
+
+    def label_at(self, index: int) -> str:
+        return str(self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value)

@@ -1,0 +1,166 @@
+"""The dashboard commands: `keyward` with no command, and `keyward demo`.
+
+textual (and the sandbox, httpx, jwt) are imported inside the functions: building the
+parser for any other command must not load them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import InputError
+from .context import Context
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sandbox import Sandbox
+    from ..service import VaultService
+
+DEMO_WORDS = ("amber", "basalt", "cedar", "delta", "ember", "fjord", "granite", "harbor", "indigo", "juniper",
+              "kestrel", "lagoon", "meadow", "nimbus", "orchid", "pewter", "quartz", "raven", "sierra", "tundra")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="open the dashboard (also what `keyward` with no command does)")
+    p.set_defaults(func=open_dashboard)
+    p = sub.add_parser(
+        "demo",
+        help="try keyward: a throwaway vault with one account per venue on the local sandbox, dashboard open",
+    )
+    p.set_defaults(func=cmd_demo)
+
+
+def _need_terminal(ctx: Context) -> None:
+    if not (ctx.stdout.isatty() and ctx.stdin.isatty()):
+        raise InputError("the dashboard needs a terminal", hint="run it in one, or use a command: see `keyward --help`")
+
+
+def open_dashboard(ctx: Context) -> int:
+    """The unlock (or, on first run, create) screen for ctx.vault_path, then the dashboard.
+    With --passphrase-file the vault is unlocked before the screen opens."""
+    _need_terminal(ctx)
+    from ..storage import permission_warning
+
+    warning = permission_warning(ctx.vault_path)
+    if warning:
+        ctx.warn(warning)
+    service = ctx.unlock() if ctx.passphrase_file and ctx.vault_path.exists() else None
+    from tui.app import KeywardApp
+
+    app = KeywardApp(ctx.vault_path, service=service, clock=ctx.clock)
+    app.run()
+    return app.return_code or 0
+
+
+# --- the demo ------------------------------------------------------------------------------
+
+
+@dataclass
+class Demo:
+    service: VaultService
+    passphrase: str
+    labels: list[str]
+
+    def __repr__(self) -> str:
+        return f"Demo(labels={self.labels!r})"
+
+
+def demo_passphrase() -> str:
+    words = [secrets.choice(DEMO_WORDS) for _ in range(4)]
+    return "-".join(words) + f"-{secrets.randbelow(100):02d}"
+
+
+def _issue(client: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(url, json=body)
+    if response.status_code >= 300:
+        raise InputError(f"the sandbox refused to issue demo credentials (HTTP {response.status_code})",
+                         hint="this is a bug in the demo: please report it")
+    return response.json()
+
+
+def build_demo(
+    path: Path,
+    sandbox: Sandbox,
+    *,
+    clock: Callable[[], float],
+    kdf: Any = None,
+    passphrase: str | None = None,
+    client_factory: Callable[[], Any] | None = None,
+    live: bool = True,
+) -> Demo:
+    """A new vault at `path` with one account per venue, provisioned through the
+    sandbox's one-time endpoints over HTTP (TradeReady through its real register call),
+    captured as a user would paste them.  `live`: also check and mint each account, so
+    the dashboard opens with health, rate limits and tokens."""
+    from ..capture import parse
+    from ..fileformat import DEFAULT_KDF
+    from ..http import make_client
+    from ..model import Account
+    from ..ops import VenueOps
+    from ..service import VaultService
+
+    passphrase = passphrase or demo_passphrase()
+    service = VaultService.create(path, passphrase, kdf or DEFAULT_KDF, clock=clock)
+    factory = client_factory or make_client
+    now = clock()
+    issued: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+    with factory() as client:
+        issued.append(("powertrade", "pt-desk",
+                       _issue(client, sandbox.base_url("powertrade") + "/_sandbox/api-keys", {}), {}))
+        issued.append(("tradeready", "tr-agent",
+                       _issue(client, sandbox.base_url("tradeready") + "/api/v1/auth/register",
+                              {"display_name": "keyward demo"}), {"auto_refresh": True}))
+        issued.append(("hypersolutions", "hyper-solver",
+                       _issue(client, sandbox.base_url("hypersolutions") + "/_sandbox/api-keys", {}), {}))
+        issued.append(("kiiex", "kiiex-spot",
+                       _issue(client, sandbox.base_url("kiiex") + "/_sandbox/api-keys", {"UserName": "keyward-demo"}),
+                       {"auto_refresh": True}))
+    labels = []
+    for venue, label, body, settings in issued:
+        captured = parse(json.dumps(body), venue)
+        acct = Account(label=label, venue=venue, base_url=sandbox.base_url(venue), env=None,
+                       fields=captured.fields, created_at=now, settings=dict(settings))
+        if venue == "hypersolutions":
+            # Back-dated so the demo shows what a key past its maximum age looks like.
+            acct.created_at = now - 120 * 86400
+            acct.notes = "demo: created_at back-dated by 120 days to show the key-age warning"
+
+        def change(data, acct=acct, captured=captured) -> None:
+            data.accounts.append(acct)
+            service.audit(data, "capture", acct.label, "ok", f"from {captured.source_format} (demo)")
+
+        service.transact(change)
+        labels.append(label)
+    if live:
+        ops = VenueOps(service, client_factory=client_factory, clock=clock, notify=lambda message: None)
+        try:
+            ops.check_many(labels)
+            for label in labels:
+                ops.token(label)
+        finally:
+            ops.close()
+    return Demo(service, passphrase, labels)
+
+
+def cmd_demo(ctx: Context) -> int:
+    """Start the sandbox in-process, build a throwaway vault, open the dashboard unlocked."""
+    _need_terminal(ctx)
+    import tempfile
+
+    from ..sandbox import Sandbox, SandboxConfig
+
+    print("keyward demo: starting the local sandbox and provisioning four accounts…", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="keyward-demo-") as tmp, Sandbox(SandboxConfig()) as sandbox:
+        demo = build_demo(Path(tmp) / "demo.kw", sandbox, clock=ctx.clock)
+        from tui.app import KeywardApp
+
+        banner = (f"DEMO: a throwaway vault on the local sandbox (fake venues, fake money). "
+                  f"Passphrase: {demo.passphrase}  (l locks; unlock with it)")
+        app = KeywardApp(Path(tmp) / "demo.kw", service=demo.service, clock=ctx.clock, banner=banner)
+        app.run()
+        return app.return_code or 0
