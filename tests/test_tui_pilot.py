@@ -1,0 +1,497 @@
+"""The dashboard driven key by key (Textual's Pilot) on a real temporary vault, against
+the real sandbox over loopback HTTP, with a fake clock the tests advance.
+
+Each test checks the effect where it lands: in the vault, at the sandbox, on the
+clipboard, in the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from textual.widgets import Input
+
+from tests.conftest import PASSPHRASE, SMALL_KDF
+from tui.app import KeywardApp
+from tui.fixtures import T0
+from tui.screens.create import CreateScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.detail import DetailScreen
+from tui.screens.help import HelpScreen
+from tui.screens.unlock import UnlockScreen
+from tui.widgets.accounts_table import AccountsTable
+from vault.cli.app_cmds import build_demo
+from vault.sandbox import Sandbox, SandboxConfig
+from vault.service import VaultService
+
+SIZE = (140, 40)
+pytestmark = pytest.mark.anyio  # anyio's pytest plugin (installed with httpx) runs the async tests
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class FakeClock:
+    def __init__(self, start: float = T0) -> None:
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sandbox(clock: FakeClock) -> Iterator[Sandbox]:
+    with Sandbox(SandboxConfig(clock=clock)) as sb:
+        yield sb
+
+
+@pytest.fixture
+def demo(vault_path: Path, sandbox: Sandbox, clock: FakeClock):
+    return build_demo(vault_path, sandbox, clock=clock, kdf=SMALL_KDF, passphrase=PASSPHRASE)
+
+
+def make_app(demo, clock: FakeClock) -> KeywardApp:
+    # watch=False: no real-time timer; the tests call app.tick() after moving the clock.
+    return KeywardApp(demo.service.file.path, service=demo.service, clock=clock, kdf=SMALL_KDF, watch=False)
+
+
+async def settle(app: KeywardApp, pilot) -> None:
+    """Let screens switch and every background job finish (no sleeping on the clock)."""
+    for _ in range(3):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def select(app: KeywardApp, pilot, label: str) -> None:
+    table = app.screen.query_one(AccountsTable)
+    table.move_cursor(row=table.visible_labels.index(label))
+    await pilot.pause()
+    assert table.selected_label == label
+
+
+def notes(app: KeywardApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def fresh(path: Path) -> VaultService:
+    """The vault as another process (the CLI) sees it on disk."""
+    return VaultService.unlock(path, PASSPHRASE)
+
+
+# --- minting, copying, checking ---------------------------------------------------------
+
+
+async def test_mint_gives_a_token_the_sandbox_accepts(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        before = fresh(demo.service.file.path).get("pt-desk").token
+        clock.advance(40)  # the demo's token has expired by now
+        await select(app, pilot, "pt-desk")
+        await pilot.press("m")
+        await settle(app, pilot)
+        token = fresh(demo.service.file.path).get("pt-desk").token
+        assert token is not None and token.value != before.value and token.expires_at > clock()
+        response = httpx.get(sandbox.base_url("powertrade") + "/v1/position/funds",
+                             headers={"X-Power-Trade": token.value}, timeout=5)
+        assert response.status_code == 200, response.text
+        assert any("pt-desk: new jwt token" in n for n in notes(app))
+
+
+async def test_mint_on_a_session_venue_logs_in_again(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        old = fresh(demo.service.file.path).get("tr-agent").token.value
+        clock.advance(10)  # a server-signed JWT issued in the same second would be the same
+        await select(app, pilot, "tr-agent")
+        await pilot.press("m")
+        await settle(app, pilot)
+        new = fresh(demo.service.file.path).get("tr-agent").token
+        assert new.value != old and new.kind == "bearer"
+        agents = httpx.get(sandbox.base_url("tradeready") + "/api/v1/agents",
+                           headers={"Authorization": f"Bearer {new.value}"}, timeout=5)
+        assert agents.status_code == 200, agents.text
+
+
+async def test_copy_puts_the_token_on_the_clipboard_and_clears_it(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "kiiex-spot")
+        await pilot.press("c")
+        await settle(app, pilot)
+        acct = fresh(demo.service.file.path).get("kiiex-spot")
+        assert app.clipboard == acct.token.value
+        assert acct.token.value not in " ".join(notes(app))
+        assert [e.action for e in fresh(demo.service.file.path).data.audit if e.account == "kiiex-spot"][-1] == "copy"
+        seconds = demo.service.data.settings.clipboard_clear_seconds
+        clock.advance(seconds - 1)
+        app.tick()
+        assert app.clipboard == acct.token.value
+        clock.advance(2)
+        app.tick()
+        assert app.clipboard == ""
+
+
+async def test_copy_headers_gives_json_a_request_can_use(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "hyper-solver")
+        await pilot.press("C")
+        await settle(app, pilot)
+        headers = json.loads(app.clipboard)
+        response = httpx.get(sandbox.base_url("hypersolutions") + "/usage", headers=headers, timeout=5)
+        assert response.status_code == 200, response.text
+
+
+async def test_check_records_health_and_a_failure_arrives_as_the_cli_line(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "tr-agent")
+        clock.advance(30)
+        await pilot.press("h")
+        await settle(app, pilot)
+        health = fresh(demo.service.file.path).get("tr-agent").health
+        assert health.ok and health.checked_at == clock()
+        sandbox.configure(fail_503=True)
+        await pilot.press("h")
+        await settle(app, pilot)
+        failing = fresh(demo.service.file.path).get("tr-agent").health
+        assert not failing.ok
+        assert failing.message in notes(app)  # the same one line `keyward check` prints
+        row = app.screen.query_one(AccountsTable).get_row("tr-agent")
+        assert "failing" in row[-1].plain
+
+
+async def test_check_all_checks_every_account_with_progress(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        clock.advance(60)
+        await pilot.press("H")
+        await settle(app, pilot)
+        vault = fresh(demo.service.file.path)
+        assert {a.label: a.health.checked_at for a in vault.accounts} == dict.fromkeys(demo.labels, clock())
+        bar = app.screen.query_one("#check-progress")
+        assert bar.progress == bar.total == 4
+        assert "All 4 accounts ok." in notes(app)
+
+
+async def test_a_slow_venue_does_not_freeze_the_screen(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        sandbox.configure(latency_ms=1500)
+        await select(app, pilot, "tr-agent")
+        await pilot.press("h")
+        await pilot.pause()
+        assert app.jobs.busy(("check", "tr-agent"))
+        await pilot.press("slash", "k", "i")  # the UI still answers keys while the check waits
+        await pilot.pause()
+        assert app.screen.query_one(AccountsTable).visible_labels == ["kiiex-spot"]
+        assert app.jobs.busy(("check", "tr-agent"))
+        await settle(app, pilot)
+        assert not app.jobs.busy(("check", "tr-agent"))
+
+
+# --- deleting, locking ------------------------------------------------------------------
+
+
+async def test_delete_asks_for_the_label_and_then_removes(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "hyper-solver")
+        await pilot.press("d")
+        await settle(app, pilot)
+        await pilot.press(*"hyper", "enter")  # not the label: nothing happens
+        await settle(app, pilot)
+        assert fresh(demo.service.file.path).data.find("hyper-solver") is not None
+        box = app.screen.query_one("#confirm-label", Input)
+        box.value = ""
+        await pilot.press(*"hyper-solver", "enter")
+        await settle(app, pilot)
+        assert fresh(demo.service.file.path).data.find("hyper-solver") is None
+        assert isinstance(app.screen, DashboardScreen)
+        assert "hyper-solver" not in app.screen.query_one(AccountsTable).visible_labels
+
+
+async def test_escape_keeps_the_account(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "kiiex-spot")
+        await pilot.press("d")
+        await settle(app, pilot)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert fresh(demo.service.file.path).data.find("kiiex-spot") is not None
+
+
+def no_vault_screens(app: KeywardApp) -> bool:
+    return not any(isinstance(s, (DashboardScreen, DetailScreen))
+                   for stack in app._screen_stacks.values() for s in stack)
+
+
+async def test_lock_drops_the_decrypted_state(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    service = demo.service
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "kiiex-spot")
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert app.clipboard
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("l")
+        await settle(app, pilot)
+        assert app.session is None
+        assert service.locked and service._data is None and service._key is None
+        assert isinstance(app.screen, UnlockScreen)
+        assert no_vault_screens(app)
+        assert app.clipboard == ""
+        assert "Locked." in str(app.screen.query_one("#unlock-message").render())
+
+
+async def test_auto_lock_after_idle_and_unlock_again(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        minutes = demo.service.data.settings.auto_lock_minutes
+        clock.advance(minutes * 60 - 5)
+        app.tick()
+        assert app.session is not None
+        await pilot.press("down")  # activity resets the idle timer
+        clock.advance(minutes * 60 - 5)
+        app.tick()
+        assert app.session is not None
+        clock.advance(10)
+        app.tick()
+        await settle(app, pilot)
+        assert app.session is None and demo.service.locked
+        assert isinstance(app.screen, UnlockScreen)
+        assert no_vault_screens(app)
+        await pilot.press(*"not the passphrase", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, UnlockScreen)
+        assert "wrong passphrase" in str(app.screen.query_one("#unlock-message").render())
+        await pilot.press(*PASSPHRASE, "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert app.screen.query_one(AccountsTable).visible_labels == demo.labels
+
+
+# --- first run ---------------------------------------------------------------------------
+
+
+async def test_create_refuses_a_weak_passphrase_with_a_reason(tmp_path: Path, clock) -> None:
+    path = tmp_path / "new" / "vault.kw"
+    app = KeywardApp(path, clock=clock, kdf=SMALL_KDF, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert isinstance(app.screen, CreateScreen)
+        await pilot.press(*"password123", "enter")
+        await pilot.pause()
+        assert "Refused: too short" in str(app.screen.query_one("#create-message").render())
+        assert not path.exists()
+        await pilot.press("ctrl+u", *"river-tundra-oxide-lantern", "enter", *"river-tundra-oxide-lantrn", "enter")
+        await pilot.pause()
+        assert "differ" in str(app.screen.query_one("#create-message").render())
+        await pilot.press(*"river-tundra-oxide-lantern", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        assert VaultService.unlock(path, "river-tundra-oxide-lantern").accounts == []
+
+
+# --- filter, help, detail ----------------------------------------------------------------
+
+
+async def test_filter_and_help(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("slash", *"ready")
+        await pilot.pause()
+        assert app.screen.query_one(AccountsTable).visible_labels == ["tr-agent"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.query_one(AccountsTable).visible_labels == demo.labels
+        await pilot.press("question_mark")
+        await settle(app, pilot)
+        assert isinstance(app.screen, HelpScreen)
+        keys = {k for k, _ in app.screen.rows}
+        assert {"m", "c", "r", "e", "a", "d", "h", "H", "l", "/", "?", "ctrl+p"} <= keys
+
+
+async def test_reveal_shows_one_field_for_ten_seconds_and_is_audited(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "kiiex-spot")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        pane = app.screen.pane
+        await pilot.press("down", "v")  # api_secret
+        await settle(app, pilot)
+        secret = demo.service.get("kiiex-spot").fields["api_secret"]
+        assert pane.revealed_field == "api_secret"
+        assert secret in str(pane.query_one("#revealed").render())
+        entry = fresh(demo.service.file.path).data.audit[-1]
+        assert (entry.action, entry.account, entry.detail) == ("reveal", "kiiex-spot", "api_secret")
+        clock.advance(9)
+        app.tick()
+        assert pane.revealed_field == "api_secret"
+        clock.advance(2)
+        app.tick()
+        assert pane.revealed_field is None
+        assert secret not in str(pane.query_one("#revealed").render())
+
+
+# --- background behaviour ---------------------------------------------------------------------
+
+
+async def test_session_tokens_refresh_before_expiry_when_auto_refresh_is_on(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        old = demo.service.get("tr-agent").token
+        assert demo.service.get("tr-agent").settings.get("auto_refresh")
+        clock.advance(old.expires_at - clock() - 200)  # inside TradeReady's refresh margin
+        await pilot.press("down")  # not idle
+        app.tick()
+        await settle(app, pilot)
+        new = fresh(demo.service.file.path).get("tr-agent").token
+        assert new.value != old.value and new.expires_at > old.expires_at
+
+
+async def test_a_change_made_by_the_cli_appears_without_a_restart(demo, clock, sandbox, kw) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        body = sandbox.issue("kiiex", UserName="from-cli")
+        result = kw("import", "-", "--label", "from-cli", "--base-url", sandbox.base_url("kiiex"),
+                    input=json.dumps(body))
+        assert result.code == 0, result.both
+        for _ in range(2):  # the disk is looked at every other tick
+            app.tick()
+        await settle(app, pilot)
+        assert "from-cli" in app.screen.query_one(AccountsTable).visible_labels
+
+
+async def test_add_captures_a_pasted_one_time_json(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("a")
+        await settle(app, pilot)
+        body = sandbox.issue("kiiex", UserName="pasted")
+        app.screen.query_one("#paste").set_text(json.dumps(body))
+        await pilot.pause()
+        assert "Recognised Kiiex Export to JSON" in str(app.screen.query_one("#recognised").render())
+        assert body["APISecret"] not in str(app.screen.query_one("#recognised").render())
+        app.screen.query_one("#base-url", Input).value = sandbox.base_url("kiiex")
+        app.screen.query_one("#env").value = "custom"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        acct = fresh(demo.service.file.path).get("pasted")
+        assert acct.fields["api_secret"] == body["APISecret"]
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_rotate_replaces_verifies_and_keeps_the_old_generation(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        old = dict(demo.service.get("hyper-solver").fields)
+        await select(app, pilot, "hyper-solver")
+        await pilot.press("r")
+        await settle(app, pilot)
+        new = sandbox.issue("hypersolutions")
+        app.screen.query_one("#paste").set_text(json.dumps(new))
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        acct = fresh(demo.service.file.path).get("hyper-solver")
+        assert acct.fields["api_key"] == new["api_key"]
+        assert acct.generations[-1].fields == old
+        assert "works" in str(app.screen.query_one("#rotate-message").render()) or acct.health.ok
+
+
+async def test_export_writes_a_private_file_and_audits_it(demo, clock, sandbox, tmp_path: Path) -> None:
+    app = make_app(demo, clock)
+    target = tmp_path / "out.json"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "tr-agent")
+        await pilot.press("e")
+        await settle(app, pilot)
+        app.screen.query_one("#format").query("RadioButton")[2].value = True  # json, plaintext
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = str(target)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not target.exists()  # the plaintext box is not ticked yet
+        app.screen.query_one("#plaintext-ok").value = True
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert json.loads(target.read_text())["fields"] == demo.service.get("tr-agent").fields
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+        entry = fresh(demo.service.file.path).data.audit[-1]
+        assert (entry.action, entry.account) == ("export", "tr-agent")
+
+
+async def test_settings_are_saved_in_the_vault(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("s")
+        await settle(app, pilot)
+        app.screen.query_one("#auto_lock_minutes", Input).value = "0"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "from 1 to 1440" in str(app.screen.query_one("#settings-message").render())
+        app.screen.query_one("#auto_lock_minutes", Input).value = "2"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert fresh(demo.service.file.path).data.settings.auto_lock_minutes == 2
+        clock.advance(121)
+        app.tick()
+        await settle(app, pilot)
+        assert app.session is None
+
+
+async def test_palette_offers_every_action_for_every_account_and_no_raw_screenshot(demo, clock, sandbox) -> None:
+    from tui.commands import ACCOUNT_VERBS, AccountCommands
+
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Screenshot" not in titles and "Screenshot (masked)" in titles
+        provider = AccountCommands(app.screen)
+        commands = {title for title, _, _ in provider._commands()}
+        for label in demo.labels:
+            for verb, *_ in ACCOUNT_VERBS:
+                assert f"{verb}: {label}" in commands
+        hits = [hit async for hit in provider.search("Check: kiiex")]
+        assert hits and hits[0].text == "Check: kiiex-spot"
