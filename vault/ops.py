@@ -18,7 +18,6 @@ import json
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .errors import AccountNotFound, AuthRejected, InputError, KeywardError, VaultError, VaultLocked, VenueError
@@ -81,6 +80,7 @@ class VenueOps:
         self._keys = KeyCache()
         self._lock = threading.RLock()  # the service and the client are shared by threads
         self._login_locks: dict[str, threading.Lock] = {}
+        self._providers: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"VenueOps({self.service!r})"
@@ -138,7 +138,7 @@ class VenueOps:
         tok = self._token_for(acct, provider, now, path=path, force=force_login, explicit=False)
         if tok is not None and provider.token_kind == "session":
             tok = self._slide(acct, provider, tok, now)
-        return self._credentials(acct, provider, tok, now, path)
+        return self._credentials(acct, provider, tok, now, path, with_env=False)
 
     def forget_session(self, label: str) -> None:
         """Drop a cached bearer/session the venue refused (its next use logs in again)."""
@@ -215,6 +215,8 @@ class VenueOps:
 
         if len(unique) <= 1:
             return [(label, one(label)) for label in unique]
+        from concurrent.futures import ThreadPoolExecutor  # only when there is a batch
+
         with ThreadPoolExecutor(max_workers=min(CHECK_WORKERS, len(unique)), thread_name_prefix="keyward-check") as pool:
             return list(zip(unique, pool.map(one, unique)))
 
@@ -344,14 +346,16 @@ class VenueOps:
         self._change(acct.label, record)
         return self._credentials(acct, provider, tok, now, None)
 
-    def _credentials(self, acct: Account, provider: Any, tok: Token | None, now: float, path: str | None) -> Credentials:
+    def _credentials(
+        self, acct: Account, provider: Any, tok: Token | None, now: float, path: str | None, *, with_env: bool = True
+    ) -> Credentials:
         return Credentials(
             account=acct.label,
             venue=acct.venue,
             base_url=acct.base_url,
             token=tok,
             headers=provider.headers(acct, tok, now, path),
-            env=provider.exec_env(acct, tok),
+            env=provider.exec_env(acct, tok) if with_env else {},  # `exec` variables: not per request
         )
 
     # --- checks ----------------------------------------------------------------------
@@ -484,7 +488,10 @@ class VenueOps:
                 self._keys.clear()
                 raise VaultLocked("the vault is locked", hint="unlock it again")
             acct = self.service.get(label)
-            return acct, get_provider(acct.venue)
+            provider = self._providers.get(acct.venue)
+            if provider is None:  # get_provider imports by name: not per request
+                provider = self._providers[acct.venue] = get_provider(acct.venue)
+            return acct, provider
 
     def _change(self, label: str, fn: Callable[[Account, VaultData], None]) -> None:
         def apply(data: VaultData) -> None:

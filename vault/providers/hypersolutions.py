@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import InvalidCredential
 from ..http import generic_error, header_rate_limit
+from ..model import Token
 from .base import FieldSpec, normalize_fields
 from .powertrade import lifetime_setting
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from ..model import Account, RateLimit, Token
+    from ..model import Account, RateLimit
 
 SIGNATURE_LIFETIME_S = 15
 APP_SIGNATURE_LIFETIME_S = 60
@@ -81,8 +82,6 @@ class HyperSolutions:
         return self.organisation(account) or bool(account.fields.get("jwt_key"))
 
     def mint(self, account: Account, now: float, cache: Any = None) -> Token | None:
-        from ..model import Token
-
         f = account.fields
         exp = int(now) + self.lifetime(account)
         if self.organisation(account):

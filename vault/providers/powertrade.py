@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import InputError, InvalidCredential
 from ..http import generic_error, header_rate_limit, safe_code
+from ..model import Token
 from ..pem import normalize_ec_p256_private_key
 from .base import FieldSpec, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from ..model import Account, RateLimit, Token
+    from ..model import Account, RateLimit
 
 TOKEN_HEADER = "X-Power-Trade"
 BACKDATE_S = 5
@@ -162,8 +163,6 @@ class PowerTrade:
 
     def mint(self, account: Account, now: float, cache: KeyCache | None = None) -> Token:
         import jwt
-
-        from ..model import Token
 
         key = cache.private_key(account) if cache is not None else load_private_key(account.fields["private_key"])
         claims = self.claims(account, now)
