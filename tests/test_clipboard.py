@@ -148,6 +148,26 @@ def test_copy_secret_api_for_the_dashboard(fake_clipboard, monkeypatch):
     assert wait_for(lambda: store.read_text() == "", 10)
 
 
+def test_token_and_headers_copy_instead_of_printing(kw, sb, fake_clipboard, tmp_path):
+    import jwt
+
+    assert kw.init().code == 0
+    pt = sb.issue("powertrade")
+    assert kw("capture", "powertrade", "pt", "--base-url", sb.base_url("powertrade"), input=json.dumps(pt)).code == 0
+    store, env = fake_clipboard
+    r = kw("token", "pt", "--copy", env=env)
+    assert r.code == 0, r.err
+    token = store.read_text()
+    assert r.out == "" and token not in r.err
+    assert jwt.decode(token, options={"verify_signature": False})["sub"] == pt["api_key"]
+    r = kw("headers", "pt", "--copy", "--curl", env=env)
+    assert r.code == 0 and r.out == ""
+    assert store.read_text().startswith("-H 'X-Power-Trade: ")
+    copies = [e["detail"] for e in json.loads(kw("audit", "pt", "--json").out)["entries"] if e["action"] == "copy"]
+    assert copies == ["token", "headers"]
+    assert_no_secrets([pt["private_key"].splitlines()[1]], r.out, r.err, root=tmp_path)
+
+
 def test_no_clipboard_is_a_one_line_error(account):
     kw, _ = account
     r = kw("show", "h", "--copy", env={"KEYWARD_CLIPBOARD": "none"})

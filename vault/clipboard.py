@@ -274,11 +274,22 @@ def default_clear_seconds(ctx: Any) -> int:
     return DEFAULT_CLEAR_SECONDS
 
 
-def copy_secret(text: str, ctx: Any = None, *, clear_after: int | None = None, env: Mapping[str, str] | None = None) -> CopyResult:
+def copy_secret(
+    text: str,
+    ctx: Any = None,
+    *,
+    clear_after: int | None = None,
+    env: Mapping[str, str] | None = None,
+    label: str | None = None,
+    what: str = "",
+) -> CopyResult:
     """Copy `text` and arrange for it to be cleared; tell the user (on ctx.stderr) how.
 
     `ctx` is the CLI Context (its unlocked vault supplies clipboard_clear_seconds) or None
-    (the dashboard).  `clear_after` overrides the setting; 0 means never clear.
+    (the dashboard).  `clear_after` overrides the setting; 0 means never clear.  With
+    `label`, a "copy" audit entry (detail `what`, never the value) is recorded first in
+    ctx's vault when this process has it unlocked (through the unlock agent there is none
+    here: the agent's own "mint" entry records the token leaving).
     """
     backend = choose_backend(env)
     if backend is None:
@@ -286,6 +297,9 @@ def copy_secret(text: str, ctx: Any = None, *, clear_after: int | None = None, e
             "no clipboard available",
             hint="install wl-clipboard, xclip or xsel, or use a terminal that supports OSC 52",
         )
+    service = getattr(ctx, "_service", None) if ctx is not None else None
+    if label is not None and service is not None and not service.locked:
+        service.record("copy", label, "ok", what)  # before the value leaves, as for exports
     seconds = default_clear_seconds(ctx) if clear_after is None else int(clear_after)
     backend.copy(text)
     if isinstance(backend, ToolBackend):

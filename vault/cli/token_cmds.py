@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("label")
     p.add_argument("--json", action="store_true", help="account, venue, token, issued_at, expires_at, headers")
     p.add_argument("--force", action="store_true", help="log in again even if the cached session is still good")
+    p.add_argument("--copy", action="store_true", help="copy the token to the clipboard instead of printing it")
     p.set_defaults(func=cmd_token)
 
     p = sub.add_parser("headers", help="print the headers a request of this account needs now")
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--curl", action="store_true", help="as curl -H arguments")
+    p.add_argument("--copy", action="store_true", help="copy them to the clipboard instead of printing them")
     p.set_defaults(func=cmd_headers)
 
     p = sub.add_parser("login", help="log in now (TradeReady, Kiiex) and cache the session")
@@ -91,7 +93,12 @@ def credentials_json(creds: Credentials) -> dict[str, Any]:
 def cmd_token(ctx: Context) -> int:
     a = ctx.args
     creds = ctx.ops().token(a.label, force=a.force)
-    if a.json:
+    if a.copy and creds.token is not None:
+        from ..clipboard import copy_secret
+
+        copy_secret(creds.token.value, ctx, label=a.label, what="token")
+        return 0
+    if a.json and not a.copy:
         json.dump(credentials_json(creds), ctx.stdout, indent=2)
         ctx.out()
         return 0
@@ -107,6 +114,14 @@ def cmd_token(ctx: Context) -> int:
 def cmd_headers(ctx: Context) -> int:
     a = ctx.args
     creds = ctx.ops().headers(a.label)
+    if a.copy:
+        from ..clipboard import copy_secret
+
+        text = (json.dumps(creds.headers, indent=2) if a.json else
+                " ".join(f"-H {shlex.quote(f'{n}: {v}')}" for n, v in creds.headers.items()) if a.curl else
+                "\n".join(f"{n}: {v}" for n, v in creds.headers.items()))
+        copy_secret(text, ctx, label=a.label, what="headers")
+        return 0
     if a.json:
         json.dump(creds.headers, ctx.stdout, indent=2)
         ctx.out()
