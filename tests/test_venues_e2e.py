@@ -114,8 +114,6 @@ def test_powertrade_tampered_token_is_refused_and_keyward_says_why(ops, sandbox,
 
 
 def test_powertrade_wrong_key_is_refused_with_an_environment_hint(ops, sandbox, sandbox_account) -> None:
-    from vault.formats import recognise  # noqa: F401  (the sandbox issues PEMs directly)
-
     other = sandbox.issue("powertrade")
     mine = sandbox.issue("powertrade")
     sandbox_account("powertrade", "pt", fields={"api_key": mine["api_key"], "private_key": other["private_key"]})

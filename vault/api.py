@@ -65,27 +65,27 @@ class KeywardAuth(httpx.Auth):
     # --- the flows -------------------------------------------------------------------
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        used_bearer = self._sign(request, force_login=False)
+        carried = self._sign(request, force_login=False)
         response = yield request
         if response.status_code == 401:
-            if self._relogin(used_bearer):
+            if self._relogin(request):
                 self._sign(request, force_login=True)
                 yield request
             elif self.venue == "kiiex":
-                self._ops.forget_session(self.label)
+                self._ops.forget_session(self.label, carried)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         # A login (and the vault save after it) blocks: run it in a worker thread so the
         # event loop keeps going.  Per-request signing costs microseconds: done inline.
         session = self.venue in ("tradeready", "kiiex")
-        used_bearer = await self._run(session, self._sign, request, False)
+        carried = await self._run(session, self._sign, request, False)
         response = yield request
         if response.status_code == 401:
-            if self._relogin(used_bearer):
+            if self._relogin(request):
                 await self._run(True, self._sign, request, True)
                 yield request
             elif self.venue == "kiiex":
-                await self._run(True, self._ops.forget_session, self.label)
+                await self._run(True, self._ops.forget_session, self.label, carried)
 
     @staticmethod
     async def _run(offload: bool, fn: Any, *args: Any) -> Any:
@@ -97,11 +97,13 @@ class KeywardAuth(httpx.Auth):
 
     # --- signing ---------------------------------------------------------------------
 
-    def _relogin(self, used_bearer: bool) -> bool:
-        return self.venue == "tradeready" and used_bearer
+    def _relogin(self, request: httpx.Request) -> bool:
+        """Only a TradeReady bearer may be refreshed and the request sent once more."""
+        return self.venue == "tradeready" and "Authorization" in request.headers
 
-    def _sign(self, request: httpx.Request, force_login: bool) -> bool:
-        """Attach this request's headers; True when it carries a TradeReady bearer."""
+    def _sign(self, request: httpx.Request, force_login: bool) -> str | None:
+        """Attach this request's headers; returns the token they carry, if any (kept per
+        request, so a refused session is told apart from a newer one)."""
         ensure_transport_allowed(request.url)
         if _origin(str(request.url)) != self._origin:
             raise InputError(
@@ -114,7 +116,7 @@ class KeywardAuth(httpx.Auth):
             path = path[len(self._base_path) :] or "/"
         creds = self._ops.sign(self.label, path, force_login=force_login)
         request.headers.update(creds.headers)
-        return "Authorization" in creds.headers
+        return creds.token.value if creds.token is not None else None
 
 
 def open_vault(vault_path: str | os.PathLike[str] | None = None, *, passphrase_file: str | None = None) -> VenueOps:

@@ -140,9 +140,15 @@ class VenueOps:
             tok = self._slide(acct, provider, tok, now)
         return self._credentials(acct, provider, tok, now, path, with_env=False)
 
-    def forget_session(self, label: str) -> None:
-        """Drop a cached bearer/session the venue refused (its next use logs in again)."""
-        self._change(label, lambda a, data: setattr(a, "token", None))
+    def forget_session(self, label: str, value: str | None = None) -> None:
+        """Drop a cached bearer/session the venue refused, so its next use logs in again.
+        With `value`, only if that is still the cached one (not a newer login's)."""
+
+        def drop(a: Account, data: VaultData) -> None:
+            if a.token is not None and (value is None or a.token.value == value):
+                a.token = None
+
+        self._change(label, drop)
 
     def exec_env(self, label: str) -> dict[str, str]:
         return exec_environment(self.headers(label))
