@@ -314,6 +314,7 @@ async def test_create_refuses_a_weak_passphrase_with_a_reason(tmp_path: Path, cl
         await pilot.press(*"password123", "enter")
         await pilot.pause()
         assert "Refused: too short" in str(app.screen.query_one("#create-message").render())
+        assert app.screen.query_one("#meter").strength.label == "very weak"
         assert not path.exists()
         await pilot.press("ctrl+u", *"river-tundra-oxide-lantern", "enter", *"river-tundra-oxide-lantrn", "enter")
         await pilot.pause()

@@ -26,6 +26,7 @@ class _SecretEntry(Widget, can_focus=True):
     """Shared behaviour: private value, blocked copy/cut, no text selection."""
 
     DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
+    SCOPED_CSS = False  # the stylesheet names both subclasses
     ALLOW_SELECT = False
     BINDINGS = [
         # Screen binds ctrl+c to "copy selected text"; these win while a secret entry has focus.
@@ -87,6 +88,9 @@ class _SecretEntry(Widget, can_focus=True):
 class SecretInput(_SecretEntry):
     """One line: a passphrase, an API secret.  Enter submits."""
 
+    class Changed(_SecretEntry.Changed):
+        """Handled as `on_secret_input_changed`."""
+
     BINDINGS = [
         Binding("backspace", "delete_left", "Delete", show=False, id="secret.backspace"),
         Binding("enter", "submit", "Submit", show=False, id="secret.submit"),
@@ -129,6 +133,9 @@ class SecretInput(_SecretEntry):
 class PasteZone(_SecretEntry):
     """Multi-line material (a venue's one-time JSON, a PEM key) arriving by terminal
     paste.  Shows what was received, never the text itself."""
+
+    class Changed(_SecretEntry.Changed):
+        """Handled as `on_paste_zone_changed`."""
 
     def render(self) -> Text:
         if not self._value:
