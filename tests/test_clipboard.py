@@ -129,10 +129,10 @@ def test_show_copy_puts_the_secrets_on_the_clipboard_and_clears_them(account, fa
 def test_a_clipboard_the_user_changed_is_left_alone(account, fake_clipboard):
     kw, issued = account
     store, env = fake_clipboard
-    set_clear_seconds(kw, 2)
+    set_clear_seconds(kw, 1)
     assert kw("show", "h", "--copy", env=env).code == 0
-    store.write_text("something the user copied since")
-    time.sleep(3.5)
+    store.write_text("something the user copied since")  # well within the second
+    time.sleep(2.5)
     assert store.read_text() == "something the user copied since"
 
 

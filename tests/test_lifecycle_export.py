@@ -65,26 +65,27 @@ def spawn(kw, *args):
 # --- plaintext formats ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["env", "json", "native"])
 @pytest.mark.parametrize("venue", VENUES)
-def test_each_export_format_round_trips_through_import(vault, other, sb, tmp_path, venue, fmt):
+def test_each_export_format_round_trips_through_import(vault, other, sb, tmp_path, venue):
     fields = issue(sb, venue)
     base = sb.base_url(venue)
     assert vault("capture", venue, "src", "--base-url", base, input=json.dumps(fields)).code == 0
-    out = tmp_path / "exports" / f"src.{fmt}"
-    out.parent.mkdir()
-    r = vault("export", "src", "--format", fmt, "--output", str(out), "--yes")
-    assert r.code == 0, r.err
-    assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    extra = ["--base-url", base] if fmt == "native" else []  # the venue's shape carries no URL
-    imp = other("import", str(out), "--label", "moved", *extra)
-    assert imp.code == 0, imp.err
-    moved = stored(other.vault_path, "moved")
-    assert (moved.venue, moved.fields, moved.base_url) == (venue, fields, base)
-    if fmt == "json":
-        assert other("check", "moved").code == 0  # and it works on the other side
-    assert_no_secrets(secret_values(venue, fields), r.out, r.err, imp.out, imp.err, root=tmp_path,
-                      allow=(out.parent,))
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    outputs = []
+    for fmt in ("env", "json", "native"):
+        out = exports / f"src.{fmt}"
+        r = vault("export", "src", "--format", fmt, "--output", str(out), "--yes")
+        assert r.code == 0, r.err
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+        extra = ["--base-url", base] if fmt == "native" else []  # the venue's shape carries no URL
+        imp = other("import", str(out), "--label", f"from-{fmt}", *extra)
+        assert imp.code == 0, (fmt, imp.err)
+        moved = stored(other.vault_path, f"from-{fmt}")
+        assert (moved.venue, moved.fields, moved.base_url) == (venue, fields, base), fmt
+        outputs += [r.out, r.err, imp.out, imp.err]
+    assert other("check", "from-env").code == 0  # and it works on the other side
+    assert_no_secrets(secret_values(venue, fields), *outputs, root=tmp_path, allow=(exports,))
 
 
 def test_native_is_the_venues_own_shape(vault, sb, tmp_path):

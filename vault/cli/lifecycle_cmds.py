@@ -350,14 +350,18 @@ def cmd_capture(ctx: Context) -> int:
     detail = f"from {captured.source_format}" + (f"; {len(captured.repairs)} repair(s)" if captured.repairs else "")
 
     def change(data):
-        if data.find(acct.label) is not None:
-            raise AccountExists(f"an account labelled {acct.label!r} already exists", hint="choose another label")
+        if data.find(acct.label) is not None:  # taken meanwhile by another process: keep both
+            from ..bundle import free_label
+
+            acct.label = free_label(a.label, {x.label for x in data.accounts})
         data.accounts.append(acct)
         service.audit(data, "capture", acct.label, "ok", detail)
 
     from ..rotation import store_or_rescue
 
     store_or_rescue(service, change, f"the credentials for {acct.label!r} were read")
+    if acct.label != a.label:
+        ctx.warn(f"warning: {a.label!r} was taken meanwhile; saved as {acct.label!r}")
     ctx.out(f"captured {acct.label} ({provider.title}, {env or base_url}) from {captured.source_format}")
     report_repairs(ctx, captured)
     source.after_save()
