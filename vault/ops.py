@@ -20,7 +20,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .errors import AccountNotFound, AuthRejected, InputError, KeywardError, VaultError, VaultLocked, VenueError
+from .errors import AccountNotFound, AuthRejected, InputError, KeywardError, VaultError, VaultLocked
 from .http import Exchange, Sender, describe_skew, harden, make_client, skew_matters
 from .model import Account, Credentials, Health, RateLimit, Token, VaultData, iso
 from .providers import get_provider
