@@ -56,7 +56,7 @@ def _account_commands():
 
 class KeywardApp(App[None]):
     TITLE = "keyward"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere keep it
     # Mouse selection + ctrl+c would copy whatever is on screen, a revealed value included.
     ALLOW_SELECT = False
     COMMANDS = App.COMMANDS | {_account_commands}

@@ -94,7 +94,7 @@ def sample_vault(path: Path, passphrase: str, kdf, clock: Callable[[], float], *
     now = clock()
     accounts = sample_accounts(now) + [generated_account(i, now) for i in range(extra)]
     kx = accounts[3]
-    kx.generations = [Generation(fields={k: v.replace(SECRET_MARKER, SECRET_MARKER + "old") for k, v in kx.fields.items()},
+    kx.generations = [Generation(fields={k: f"{SECRET_MARKER}old{v[::-1]}" for k, v in kx.fields.items()},
                                  created_at=now - 200 * 86400, retired_at=now - 85 * 86400)]
 
     def change(data) -> None:
