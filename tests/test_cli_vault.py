@@ -333,3 +333,27 @@ def test_weak_kdf_unlock_offers_an_upgrade(kw):
     assert child.exitstatus == 0, child.before
     assert ff.parse(kw.vault_path.read_bytes()).kdf == ff.DEFAULT_KDF
     assert kw("list").code == 0  # same passphrase still opens it
+
+
+def test_json_on_stdin_and_missing_fields_asked_on_the_terminal(kw):
+    """stdin carries the JSON, so the prompts must use the controlling terminal."""
+    import shlex
+
+    kw.init()
+    cmd = " ".join(shlex.quote(x) for x in [sys.executable, "-m", "vault", "--vault", str(kw.vault_path),
+                                            "--passphrase-file", str(kw.passphrase_file), "add", "kiiex", "piped",
+                                            "--env", "staging", "--from-json", "-"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
+    child = pexpect.spawn("/bin/bash", ["-c", f"echo '{{\"api_key\": \"pipedKey\", \"user_id\": \"5\"}}' | {cmd}"],
+                          env=env, encoding="utf-8", timeout=30)
+    child.expect("API secret: ")
+    child.sendline("PIPED-SECRET-0000000")
+    child.expect("nonce: ")
+    child.sendline("PIPED-NONCE-000000")
+    child.expect(r"user name \(optional")
+    child.sendline("")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    fields = json.loads(kw("show", "piped", "--json", "--reveal").out)["fields"]
+    assert fields["api_secret"] == "PIPED-SECRET-0000000" and fields["api_key"] == "pipedKey"

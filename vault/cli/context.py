@@ -73,10 +73,11 @@ class Context:
         if self.stdin.isatty():
             return input(prompt)
         try:
-            with open("/dev/tty", "r+") as tty:
-                tty.write(prompt)
-                tty.flush()
-                return tty.readline().rstrip("\n")
+            # Two handles: a text file opened "r+" on a terminal fails (not seekable).
+            with open("/dev/tty", "w") as out, open("/dev/tty") as inp:
+                out.write(prompt)
+                out.flush()
+                return inp.readline().rstrip("\n")
         except OSError:
             raise InputError("no terminal to ask on", hint="give the value in a file or with a flag") from None
 

@@ -235,14 +235,15 @@ def cmd_show(ctx: Context) -> int:
     a = ctx.args
     service = ctx.unlock()
     acct = service.get(a.label)
-    if a.reveal or a.copy:
-        service.record("copy" if a.copy else "reveal", a.label)
-    info = detail(acct, ctx.clock(), reveal=a.reveal, default_max_age=service.data.settings.key_max_age_days)
     if a.copy:
         from ..clipboard import copy_secret
 
-        secrets = detail(acct, ctx.clock(), reveal=True)["fields"]
-        copy_secret(json.dumps(secrets), ctx)
+        # Copy first: a copy that failed (no clipboard here) must not be audited as done.
+        copy_secret(json.dumps(detail(acct, ctx.clock(), reveal=True)["fields"]), ctx)
+        service.record("copy", a.label)
+    if a.reveal:
+        service.record("reveal", a.label)
+    info = detail(acct, ctx.clock(), reveal=a.reveal, default_max_age=service.data.settings.key_max_age_days)
     if a.json:
         json.dump(info, ctx.stdout, indent=2)
         ctx.out()

@@ -32,31 +32,51 @@ class FieldSpec:
 
 
 class Provider(Protocol):
+    """What a venue module provides.  vault.ops drives these; nothing else calls them."""
+
     venue: str
     title: str
     fields: tuple[FieldSpec, ...]
     environments: Mapping[str, str]
     default_env: str
     health_path: str  # default; per-account override in settings["health_path"]
-    token_kind: str  # "jwt" (minted offline), "bearer"/"session" (online exchange) or "none"
+    token_kind: str  # "jwt" (minted offline), "bearer"/"session" (online exchange)
 
     def normalize(self, fields: Mapping[str, str]) -> dict[str, str]:
         """Validate and repair pasted credentials; raise InvalidCredential saying what's wrong."""
 
-    def mint(self, account: Account, now: float) -> Token | None:
+    def lifetime(self, account: Account) -> int:
+        """Seconds a token (or session) of this account lives: a per-account setting."""
+
+    def needs_token(self, account: Account, path: str | None) -> bool:
+        """Whether a request to `path` (None: any) carries a token, not just a key."""
+
+    def mint(self, account: Account, now: float, cache: Any = None) -> Token | None:
         """Offline token/signature for the account, or None when the venue has no offline token."""
 
-    def login(self, account: Account, client: httpx.Client, now: float) -> Token | None:
+    def login(self, account: Account, client: httpx.Client, now: float, sender: Any = None) -> Token | None:
         """The online exchange (login, AuthenticateUser), or None when the venue has none."""
 
-    def headers(self, account: Account, token: Token | None, now: float) -> dict[str, str]:
+    def headers(self, account: Account, token: Token | None, now: float, path: str | None = None) -> dict[str, str]:
         """Headers an authenticated request carries now."""
+
+    def exec_env(self, account: Account, token: Token | None) -> dict[str, str]:
+        """Venue-specific KEYWARD_* variables for `keyward exec`."""
+
+    def health_request(self, account: Account) -> tuple[str, str, Any]:
+        """(method, path, JSON body or None) of a cheap authenticated call."""
 
     def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
         """This venue's rate-limit signal in a response, if any."""
 
     def raise_for_error(self, account: Account, response: httpx.Response) -> None:
         """Turn the venue's error envelope into a typed VenueError with a what-to-do line."""
+
+    def doctor(self, account: Account, now: float) -> list[str]:
+        """Lines starting "ok:", "warning:" or "problem:" that explain the account's state."""
+
+    def warnings(self, account: Account) -> list[str]:
+        """Settings worth a warning on every use (a token window longer than documented)."""
 
 
 def strip_paste(value: str) -> str:
