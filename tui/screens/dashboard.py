@@ -3,7 +3,7 @@ action one key away."""
 
 from __future__ import annotations
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Stati
 
 from ..widgets.accounts_table import AccountsTable, Row
 from ..widgets.countdown import duration
+from ..widgets.status_line import StatusLine
 
 
 class DashboardScreen(Screen):
@@ -45,7 +46,7 @@ class DashboardScreen(Screen):
             id="empty",
         )
         yield ProgressBar(id="check-progress", show_eta=False)
-        yield Static("", id="status")
+        yield StatusLine(id="status")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -82,19 +83,24 @@ class DashboardScreen(Screen):
         rows = getattr(self, "_rows", [])
         overdue = sum(1 for r in rows if (now - r.key_since) / 86400 > r.max_age_days)
         failing = sum(1 for r in rows if r.health is not None and not r.health.ok)
-        parts = [f"{len(rows)} account{'s' if len(rows) != 1 else ''}"]
+        parts: list[tuple[str, str]] = [(f"{len(rows)} account{'s' if len(rows) != 1 else ''}", "")]
         if self.table.filter_text:
-            parts.append(f"{len(self.table.visible_labels)} shown (filter: {escape(self.table.filter_text)})")
+            parts.append((f"{len(self.table.visible_labels)} shown (filter: {self.table.filter_text})", ""))
         if overdue:
-            parts.append(f"[red]{overdue} key{'s' if overdue != 1 else ''} past max age[/]")
+            parts.append((f"{overdue} key{'s' if overdue != 1 else ''} past max age", "red"))
         if failing:
-            parts.append(f"[red]{failing} failing[/]")
+            parts.append((f"{failing} failing", "red"))
         minutes = session.settings.auto_lock_minutes
         if minutes > 0:
-            parts.append(f"auto-lock in {duration(self.app.last_activity + minutes * 60 - now)}")
+            parts.append((f"auto-lock in {duration(self.app.last_activity + minutes * 60 - now)}", ""))
         if self.app.clipboard_deadline is not None:
-            parts.append(f"[yellow]clipboard clears in {duration(self.app.clipboard_deadline - now)}[/]")
-        self.query_one("#status", Static).update(" · ".join(parts))
+            parts.append((f"clipboard clears in {duration(self.app.clipboard_deadline - now)}", "yellow"))
+        text = Text()
+        for i, (part, style) in enumerate(parts):
+            if i:
+                text.append(" · ")
+            text.append(part, style=style)
+        self.query_one(StatusLine).show(text)
 
     # --- the selected account ----------------------------------------------------------------
 

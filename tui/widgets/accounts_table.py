@@ -103,6 +103,11 @@ class AccountsTable(DataTable):
         self._shown: dict[tuple[str, str], Text] = {}
         self.filter_text = ""
         self.updates = 0  # cells redrawn by tick(): lets tests and the benchmark see the cost
+        # DataTable keys its cell render cache on a table-wide update counter, so one
+        # changed countdown re-renders every visible cell.  This cache is keyed on each
+        # cell's own version instead: a tick re-renders only the cells that changed.
+        self._versions: dict[tuple[str, str], int] = {}
+        self._cells: dict[tuple, object] = {}
 
     def on_mount(self) -> None:
         for key, title, width in COLUMNS:
@@ -130,6 +135,7 @@ class AccountsTable(DataTable):
         selected = self.selected_label
         self.clear()
         self._shown.clear()
+        self._cells.clear()
         self._order = order
         for label in order:
             row = self._rows[label]
@@ -158,6 +164,7 @@ class AccountsTable(DataTable):
             text = row.cell(key, now)
             if self._shown.get((label, key)) != text:
                 self._shown[(label, key)] = text
+                self._versions[(label, key)] = self._versions.get((label, key), 0) + 1
                 self.update_cell(label, key, text, update_width=False)
                 self.updates += 1
 
@@ -175,6 +182,21 @@ class AccountsTable(DataTable):
         with self.app.batch_update():
             for index in self.rows_in_view():
                 self._redraw(self._order[index], now, LIVE)
+
+    def _render_cell(self, row_index: int, column_index: int, base_style, width: int,
+                     cursor: bool = False, hover: bool = False):
+        if row_index < 0 or column_index < 0:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        label = self._order[row_index] if row_index < len(self._order) else None
+        column = COLUMNS[column_index][0] if column_index < len(COLUMNS) else None
+        key = (label, column, row_index, base_style, width, cursor, hover, self._show_hover_cursor,
+               self._pseudo_class_state, self._versions.get((label, column), 0))
+        lines = self._cells.get(key)
+        if lines is None:
+            if len(self._cells) > 20_000:
+                self._cells.clear()
+            lines = self._cells[key] = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        return lines
 
     def label_at(self, index: int) -> str:
         return str(self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value)

@@ -1,0 +1,1 @@
+"""SVG screenshots of the dashboard for the README: `python -m screenshots.make`."""
