@@ -8,6 +8,7 @@ clipboard, in the audit trail.
 from __future__ import annotations
 
 import json
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -496,3 +497,37 @@ async def test_palette_offers_every_action_for_every_account_and_no_raw_screensh
                 assert f"{verb}: {label}" in commands
         hits = [hit async for hit in provider.search("Check: kiiex")]
         assert hits and hits[0].text == "Check: kiiex-spot"
+
+
+async def test_copy_uses_the_system_clipboard_and_clears_only_our_value(demo, clock, sandbox, tmp_path, monkeypatch) -> None:
+    """The dashboard shares the CLI's backends (vault.clipboard): with a clipboard tool on
+    PATH it copies there and, when the time is up, clears it only if it still holds ours."""
+    from .test_clipboard import FAKE_XCLIP
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "xclip").write_text(FAKE_XCLIP)
+    (bindir / "xclip").chmod(0o755)
+    store = tmp_path / "clipboard"
+    for name, value in {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "DISPLAY": ":99",
+                        "FAKE_CLIPBOARD": str(store), "WAYLAND_DISPLAY": "", "KEYWARD_CLIPBOARD": ""}.items():
+        monkeypatch.setenv(name, value)
+    app = make_app(demo, clock)
+    seconds = demo.service.data.settings.clipboard_clear_seconds
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "kiiex-spot")
+        await pilot.press("c")
+        await settle(app, pilot)
+        token = fresh(demo.service.file.path).get("kiiex-spot").token.value
+        assert store.read_text() == token
+        clock.advance(seconds + 1)
+        app.tick()
+        assert store.read_text() == ""  # ours, so cleared
+
+        await pilot.press("c")
+        await settle(app, pilot)
+        store.write_text("something the user copied since")
+        clock.advance(seconds + 1)
+        app.tick()
+        assert store.read_text() == "something the user copied since"

@@ -160,17 +160,42 @@ class KeywardApp(App[None]):
             self.clipboard_deadline = self.clock() + self.session.settings.clipboard_clear_seconds
 
     def copy_secret(self, text: str, what: str) -> None:
-        """Copy for the user, cleared after the vault's clipboard_clear_seconds."""
+        """Copy for the user, cleared after the vault's clipboard_clear_seconds.
+
+        The same backends as the CLI (vault.clipboard): a system clipboard tool when one
+        is reachable, since only a tool can be read back to check the value is still
+        ours before clearing; otherwise OSC 52 through Textual's driver (writing to the
+        tty behind Textual's back would tear its output)."""
+        from vault.clipboard import detect_tool, fingerprint
+
         seconds = self.session.settings.clipboard_clear_seconds if self.session else 30
+        self._clipboard_tool = detect_tool(os.environ)
+        if self._clipboard_tool is not None:
+            self._clipboard_salt = os.urandom(16)
+            self._clipboard_mac = fingerprint(self._clipboard_salt, text)
+            try:
+                self._clipboard_tool.copy(text)
+            except KeywardError:
+                self._clipboard_tool = None  # fall back to OSC 52 alone
         super().copy_to_clipboard(text)
         self.clipboard_deadline = self.clock() + seconds
         self.notify(f"Copied {what}; the clipboard clears in {seconds} s.", title="Copied")
 
     def clear_clipboard(self) -> None:
-        """Overwrite the terminal's clipboard (OSC 52) and the app's copy of it."""
+        """Clear what we copied: the system clipboard only if it still holds our value
+        (a tool can read it back), the terminal's (OSC 52, write-only) and the app's copy."""
         if self.clipboard_deadline is None and not self.clipboard:
             return
         self.clipboard_deadline = None
+        tool = getattr(self, "_clipboard_tool", None)
+        if tool is not None:
+            from vault.clipboard import clear_if_unchanged
+
+            try:
+                clear_if_unchanged(tool, self._clipboard_salt, self._clipboard_mac)
+            except KeywardError:
+                pass  # the tool vanished: nothing of ours can be left in it
+            self._clipboard_tool = None
         super().copy_to_clipboard("")
 
     def mask_all(self) -> None:
