@@ -20,6 +20,7 @@ from ..errors import AgentError
 SOCKET_PREFIX = "agent-"
 SOCKET_SUFFIX = ".sock"
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes with the terminating NUL
+RUN_USER = "/run/user/{uid}"  # systemd-logind's per-user runtime dir, the usual $XDG_RUNTIME_DIR
 
 
 def resolved_vault(vault_path: str | os.PathLike[str]) -> str:
@@ -35,20 +36,26 @@ def socket_name(vault_path: str | os.PathLike[str]) -> str:
 
 def _candidate_dirs() -> list[Path]:
     """Where agents live, best first: $XDG_RUNTIME_DIR/keyward (a per-login tmpfs the
-    system already made private), else a per-uid directory in the temp dir."""
+    system already made private); /run/user/UID/keyward, the same place, for callers
+    whose environment lacks XDG_RUNTIME_DIR (cron, sudo -u, some IDEs), as gpg-agent
+    finds its socket dir; else a per-uid directory in the temp dir."""
     out = []
+    uid = os.getuid()
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isabs(xdg) and _usable_base(Path(xdg)):
-        out.append(Path(xdg) / "keyward")
+    for base in (xdg, RUN_USER.format(uid=uid)):
+        if base and os.path.isabs(base) and _usable_base(Path(base)):
+            candidate = Path(base) / "keyward"
+            if candidate not in out:
+                out.append(candidate)
     tmp = os.environ.get("TMPDIR") or "/tmp"
     if not os.path.isabs(tmp):
         tmp = "/tmp"
-    out.append(Path(tmp) / f"keyward-{os.getuid()}")
+    out.append(Path(tmp) / f"keyward-{uid}")
     return out
 
 
 def _usable_base(path: Path) -> bool:
-    """XDG_RUNTIME_DIR must be ours and closed to others (the spec says 0700); a
+    """A runtime dir must be ours and closed to others (the XDG spec says 0700); a
     misconfigured one is skipped, not trusted."""
     try:
         st = os.stat(path)
@@ -57,21 +64,24 @@ def _usable_base(path: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
-def agent_dir(vault_path: str | os.PathLike[str]) -> Path:
-    """The directory for this vault's agent: the first candidate whose socket path fits
-    in sun_path (pytest's and macOS's temp paths can be long)."""
+def socket_paths(vault_path: str | os.PathLike[str]) -> list[Path]:
+    """Every place this vault's agent may listen, best first (only paths that fit in
+    sun_path: pytest's and macOS's temp paths can be long).  An agent binds the first;
+    a client tries them in turn."""
     name = socket_name(vault_path)
-    for directory in _candidate_dirs():
-        if len(os.fsencode(directory / name)) <= _SUN_PATH_MAX:
-            return directory
-    raise AgentError(
-        "no directory for the agent's socket has a short enough path",
-        hint="set XDG_RUNTIME_DIR or TMPDIR to a shorter private directory",
-    )
+    paths = [d / name for d in _candidate_dirs()]
+    fitting = [p for p in paths if len(os.fsencode(p)) <= _SUN_PATH_MAX]
+    if not fitting:
+        raise AgentError(
+            "no directory for the agent's socket has a short enough path",
+            hint="set XDG_RUNTIME_DIR or TMPDIR to a shorter private directory",
+        )
+    return fitting
 
 
 def socket_path(vault_path: str | os.PathLike[str]) -> Path:
-    return agent_dir(vault_path) / socket_name(vault_path)
+    """Where an agent for this vault listens when started now."""
+    return socket_paths(vault_path)[0]
 
 
 def check_private_dir(path: Path) -> None:

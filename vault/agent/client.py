@@ -15,10 +15,9 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from typing import Any, Callable
 
-from ..errors import AgentError, VaultChanged
-from . import check_private_dir, resolved_vault, socket_path
+from ..errors import AgentError, KeywardError, VaultChanged
+from . import check_private_dir, resolved_vault, socket_paths
 from .protocol import (
     PROTOCOL_VERSION,
     ProtocolError,
@@ -31,12 +30,21 @@ from .protocol import (
     send,
 )
 
+TYPE_CHECKING = False  # typing costs milliseconds the hot path does not have
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+    from typing import Any, Callable
+
 HELLO_TIMEOUT = 5.0
 OP_TIMEOUT = 300.0  # logins and health checks go to the network; their own timeouts apply first
 
 
 def _stderr(message: str) -> None:
     print(f"keyward: {message}", file=sys.stderr, flush=True)  # as VenueOps' default notify
+
+
+class _AgentTimeout(AgentError):
+    """The agent did not answer in time (it may still be working: not a dead agent)."""
 
 
 class _AgentGone(Exception):
@@ -61,7 +69,23 @@ def connect(
     an agent speaking another protocol version.  The caller falls back to the prompt.
     """
     try:
-        path = socket_path(vault_path)
+        candidates = socket_paths(vault_path)
+    except AgentError:
+        return None
+    vault = resolved_vault(vault_path)
+    for path in candidates:
+        found = _hello(path, vault)
+        if found is not None:
+            sock, info = found
+            return AgentClient(sock, info, fallback=fallback, notify=notify, path=path)
+    return None
+
+
+def _hello(path: Path, vault: str) -> tuple[socket.socket, dict[str, Any]] | None:
+    """A connected, verified socket to an agent for `vault` at `path`, or None."""
+    try:
+        if not os.path.exists(path):
+            return None
         check_private_dir(path.parent)
     except (OSError, AgentError):
         return None
@@ -76,12 +100,12 @@ def connect(
         if not reply or reply.get("ok") is not True or not isinstance(reply.get("result"), dict):
             raise ProtocolError("no hello")
         info = reply["result"]
-        if info.get("vault") != resolved_vault(vault_path) or info.get("v") != PROTOCOL_VERSION:
+        if info.get("vault") != vault or info.get("v") != PROTOCOL_VERSION:
             raise ProtocolError("another vault or protocol")
     except (OSError, ProtocolError, AgentError):
         sock.close()
         return None
-    return AgentClient(sock, info, fallback=fallback, notify=notify)
+    return sock, info
 
 
 class AgentClient:
@@ -94,8 +118,10 @@ class AgentClient:
         *,
         fallback: Callable[[], Any] | None = None,
         notify: Callable[[str], None] | None = None,
+        path: Path | None = None,
     ) -> None:
         self._sock: socket.socket | None = sock
+        self.path = path  # the socket it answered on
         self.info = info  # the agent's hello: pid, vault, mode, ttl_s, remaining_s
         self._fallback = fallback
         self.notify = notify or _stderr  # what VenueOps would have printed, printed here
@@ -160,6 +186,27 @@ class AgentClient:
 
     # --- the agent itself -------------------------------------------------------------
 
+    def run_cli(self, argv: list[str]) -> dict[str, Any] | None:
+        """Have the agent run a whole CLI command (vault.agent.fast): {code, stdout,
+        stderr}, or None when it declines or is gone (run the normal CLI then)."""
+        try:
+            result = self._call("run", argv=list(argv))
+        except _AgentGone:
+            return None
+        except _AgentTimeout:
+            raise
+        except KeywardError:  # e.g. an older agent without "run": the normal CLI copes
+            return None
+        if (
+            not isinstance(result, dict)
+            or result.get("fallback")
+            or not isinstance(result.get("code"), int)
+            or not isinstance(result.get("stdout"), str)
+            or not isinstance(result.get("stderr"), str)
+        ):
+            return None
+        return result
+
     def status(self) -> dict[str, Any]:
         """pid, vault, mode (idle|absolute), ttl_s, remaining_s; does not count as use."""
         try:
@@ -209,7 +256,7 @@ class AgentClient:
             err = error_from_wire(reply.get("error"))
         except ProtocolTimeout:
             self.close()
-            raise AgentError(
+            raise _AgentTimeout(
                 f"the unlock agent did not answer within {OP_TIMEOUT:.0f}s",
                 hint="check `keyward status`; `keyward lock` stops it",
             ) from None

@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from dataclasses import fields, is_dataclass
-from typing import Any
 
 from .. import errors as _errors
 from ..errors import AgentError, KeywardError
+
+TYPE_CHECKING = False  # typing and dataclasses cost milliseconds the hot path does not have
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 1 << 20  # 1 MiB: far above any answer, small enough to refuse a flood
@@ -179,7 +181,9 @@ def to_wire(value: Any) -> Any:
         return [to_wire(v) for v in value]
     if isinstance(value, tuple):  # check_many's (label, Health) pairs stay pairs
         return {_TAG: "tuple", "items": [to_wire(v) for v in value]}
-    if is_dataclass(value) and not isinstance(value, type) and type(value).__name__ in WIRE_TYPES:
+    if type(value).__name__ in WIRE_TYPES and type(value).__module__ == "vault.model":
+        from dataclasses import fields
+
         out = {_TAG: type(value).__name__}
         for f in fields(value):
             out[f.name] = to_wire(getattr(value, f.name))
@@ -198,7 +202,9 @@ def from_wire(value: Any) -> Any:
             return tuple(from_wire(v) for v in value["items"])
         if tag not in WIRE_TYPES:
             raise ProtocolError(f"unknown object type {tag!r}")
-        from .. import model  # cheap: dataclasses only
+        from dataclasses import fields
+
+        from .. import model
 
         cls = getattr(model, tag)
         names = {f.name for f in fields(cls)}

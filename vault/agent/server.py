@@ -19,6 +19,8 @@ pipe (vault.agent.launch).  It:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import select
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..cli.context import Context, fail
 from ..errors import AgentError, KeywardError, VaultChanged
 from . import ensure_private_dir, resolved_vault, socket_path
 from .protocol import (
@@ -375,7 +378,69 @@ _OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "exec_env": lambda ops, r: ops.exec_env(_label(r)),
     "labels": lambda ops, r: ops.labels(),
     "summary": lambda ops, r: ops.summary(_label(r)),
+    "run": lambda ops, r: run_cli(ops, _argv(r)),
 }
+
+
+def _argv(request: dict[str, Any]) -> list[str]:
+    argv = request.get("argv")
+    if not isinstance(argv, list) or len(argv) > 64 or not all(isinstance(a, str) and len(a) < 4096 for a in argv):
+        raise AgentError("the request's argv is not a short list of strings", hint="pass the command's arguments")
+    return argv
+
+
+_parser = None
+
+
+def run_cli(ops: Any, argv: list[str]) -> dict[str, Any]:
+    """Run one of vault.agent.fast.FAST_COMMANDS as the CLI would, against our VenueOps:
+    the real parser, the real command function, errors formatted by the CLI's own
+    `fail`.  Returns {code, stdout, stderr}, or {fallback: true} for anything else (a
+    parse error, -h, another command): the client then runs its normal CLI, which
+    reports it exactly as usual."""
+    from ..cli.main import build_parser
+    from .fast import FAST_COMMANDS
+
+    global _parser
+    if _parser is None:
+        _parser = build_parser()
+    out, err = io.StringIO(), io.StringIO()
+    try:  # argparse prints its errors to sys.stderr and exits: keep both in here
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            args = _parser.parse_args(argv)
+    except SystemExit:
+        return {"fallback": True}
+    if getattr(args, "command", None) not in FAST_COMMANDS or getattr(args, "func", None) is None:
+        return {"fallback": True}
+    ctx = AgentContext(args, ops, out, err)
+    try:
+        code = int(args.func(ctx) or 0)
+    except VaultChanged:
+        raise  # the agent is finished; the client falls back to the prompt
+    except KeywardError as exc:
+        code = fail(exc, err)
+    return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+
+class AgentContext(Context):
+    """A CLI Context whose ops() is the agent's VenueOps, with no terminal, no stdin and
+    no way to unlock: a command that wants more than VenueOps fails instead of prompting."""
+
+    def __init__(self, args: Any, ops: Any, stdout: Any, stderr: Any) -> None:
+        super().__init__(args, stdin=io.StringIO(), stdout=stdout, stderr=stderr)
+        self._agent_ops = ops
+
+    def ops(self) -> Any:
+        return self._agent_ops
+
+    def unlock(self) -> Any:
+        raise AgentError(
+            "this command needs the whole vault, which the agent does not hand out", hint="run it without an agent"
+        )
+
+    @property
+    def interactive(self) -> bool:
+        return False
 OPERATIONS = frozenset(_OPERATIONS) | {"hello", "status", "lock"}
 
 
