@@ -13,7 +13,6 @@ import sys
 from importlib import import_module
 
 from ..errors import KeywardError
-from .context import Context, fail
 
 COMMAND_MODULES = (
     "vault.cli.vault_cmds",
@@ -50,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `token`/`headers` with an unlock agent running: answered before the CLI loads
+    # (vault.agent.fast), so a script's call costs little more than interpreter start-up.
+    from ..agent.fast import run_via_agent
+
+    code = run_via_agent(sys.argv[1:] if argv is None else list(argv))
+    if code is not None:
+        return code
+    from .context import Context, fail
+
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = Context(args)
