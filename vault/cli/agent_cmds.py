@@ -139,7 +139,7 @@ def cmd_unlock(ctx: Context) -> int:
 
 
 def cmd_lock(ctx: Context) -> int:
-    from ..agent import resolved_vault, socket_path
+    from ..agent import resolved_vault
     from ..agent.client import connect
 
     vault = resolved_vault(ctx.vault_path)
@@ -148,11 +148,10 @@ def cmd_lock(ctx: Context) -> int:
         removed = _remove_stale_socket(ctx)
         ctx.out(f"no agent holds {vault} unlocked" + ("; removed the socket a killed agent left" if removed else ""))
         return 0
-    pid = client.pid
+    pid, path = client.pid, client.path
     client.lock()
-    path = socket_path(ctx.vault_path)
-    deadline = time.monotonic() + 5.0
-    while path.exists() and time.monotonic() < deadline:
+    deadline = time.monotonic() + 5.0  # it removes its socket first thing on the way out
+    while path is not None and path.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     ctx.out(f"locked {vault}: agent pid {pid} stopped and dropped the vault")
     return 0
@@ -181,36 +180,37 @@ def cmd_status(ctx: Context) -> int:
 
 
 def _remove_stale_socket(ctx: Context) -> bool:
-    """A SIGKILLed agent leaves its socket behind.  Remove it only if nothing listens
-    on it (connect refused) and it is still the same file we probed."""
+    """A SIGKILLed agent leaves its socket behind.  Remove one only if nothing listens on
+    it (connect refused) and it is still the same file we probed."""
     import socket
 
-    from ..agent import check_private_dir, socket_path
+    from ..agent import check_private_dir, socket_paths
 
-    try:
-        path = socket_path(ctx.vault_path)
-        check_private_dir(path.parent)
-        before = os.lstat(path)
-    except Exception:
-        return False
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-        return False  # something answers: not ours to remove
-    except ConnectionRefusedError:
-        pass
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    try:
-        after = os.lstat(path)
-        if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
-            return False
-        os.unlink(path)
-    except OSError:
-        return False
-    return True
+    removed = False
+    for path in socket_paths(ctx.vault_path):
+        try:
+            check_private_dir(path.parent)
+            before = os.lstat(path)
+        except (OSError, KeywardError):
+            continue
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+            continue  # something answers: not ours to remove
+        except ConnectionRefusedError:
+            pass
+        except OSError:
+            continue
+        finally:
+            probe.close()
+        try:
+            after = os.lstat(path)
+            if (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino):
+                os.unlink(path)
+                removed = True
+        except OSError:
+            pass
+    return removed
 
 
 def _dump(ctx: Context, obj: dict) -> None:
