@@ -10,12 +10,21 @@ httpx, jwt or cryptography, here or in vault.agent.protocol / vault.agent.client
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from pathlib import Path
 
 from ..errors import AgentError
+
+# SHA-256 from CPython's built-in module when there is one: `hashlib` loads OpenSSL,
+# about 2 ms of the hot path's budget.  Same function, same digest.
+try:
+    from _sha2 import sha256 as _sha256  # 3.12+
+except ImportError:
+    try:
+        from _sha256 import sha256 as _sha256  # 3.11
+    except ImportError:  # pragma: no cover - a build without them
+        from hashlib import sha256 as _sha256
 
 SOCKET_PREFIX = "agent-"
 SOCKET_SUFFIX = ".sock"
@@ -30,7 +39,7 @@ def resolved_vault(vault_path: str | os.PathLike[str]) -> str:
 
 
 def socket_name(vault_path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256(resolved_vault(vault_path).encode("utf-8", "surrogateescape")).hexdigest()
+    digest = _sha256(resolved_vault(vault_path).encode("utf-8", "surrogateescape")).hexdigest()
     return f"{SOCKET_PREFIX}{digest[:16]}{SOCKET_SUFFIX}"
 
 

@@ -13,7 +13,6 @@ had ever run.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 from ..errors import AgentError, KeywardError, VaultChanged
@@ -28,6 +27,7 @@ from .protocol import (
     recv,
     same_user,
     send,
+    socket,  # _socket, the C module (see protocol)
 )
 
 TYPE_CHECKING = False  # typing costs milliseconds the hot path does not have

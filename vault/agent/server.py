@@ -267,6 +267,8 @@ class AgentServer:
                 send(conn, reply)
         except ProtocolError:
             return
+        except Exception:  # a bug must cost this connection, not the agent (and print nothing)
+            return
         finally:
             conn.close()
             self._slots.release()
