@@ -137,9 +137,13 @@ class AgentClient:
         self.close()
 
     def close(self) -> None:
+        """Hang up (the agent keeps running); close the local fallback's resources too."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        local_close = getattr(self._local, "close", None)
+        if callable(local_close):
+            local_close()
 
     @property
     def pid(self) -> int:

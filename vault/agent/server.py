@@ -124,11 +124,7 @@ class AgentServer:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-            old_umask = os.umask(0o177)
-            try:
-                listener.bind(str(tmp))
-            finally:
-                os.umask(old_umask)
+            listener.bind(str(tmp))  # in our 0700 directory: nobody else can reach it meanwhile
             os.chmod(tmp, 0o600)
             listener.listen(64)
             st = os.stat(tmp)
@@ -255,7 +251,10 @@ class AgentServer:
         try:
             conn.settimeout(CLIENT_IDLE_S)
             if not self.check_peer(conn):
-                send(conn, failure(AgentError("this agent serves only the user who started it", hint="start your own with `keyward unlock`")))
+                refusal = AgentError(
+                    "this agent serves only the user who started it", hint="start your own with `keyward unlock`"
+                )
+                send(conn, failure(refusal))
                 return
             while not self.stopping:
                 request = recv(conn)
@@ -287,15 +286,18 @@ class AgentServer:
         }
 
     def dispatch(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        """One request to one reply.  Never raises; never puts a secret in an error."""
+        """One request to one reply (None: close without one, the client falls back).
+        Never raises; never puts a secret in an error."""
+        op = request.get("op")
+        if self.stopping:  # on the way out: look like the dead agent we are about to be
+            return ok(None) if op == "lock" else None
         if request.get("v") != PROTOCOL_VERSION:
             return failure(
                 AgentError(
-                    f"the agent speaks protocol {PROTOCOL_VERSION}, the client {request.get('v')!r}",
+                    f"the agent speaks protocol {PROTOCOL_VERSION}, the client {str(request.get('v'))[:20]!r}",
                     hint="run `keyward lock`, then `keyward unlock` with this keyward",
                 )
             )
-        op = request.get("op")
         if op in ("hello", "status"):  # looking is not using: the idle timer keeps running
             return ok(self.describe())
         if op == "lock":
@@ -303,7 +305,9 @@ class AgentServer:
             return ok(None)
         handler = _OPERATIONS.get(op) if isinstance(op, str) else None
         if handler is None:
-            return failure(AgentError(f"the agent has no operation {op!r}", hint="run `keyward lock` and retry"))
+            return failure(
+                AgentError(f"the agent has no operation {str(op)[:40]!r}", hint="run `keyward lock` and retry")
+            )
         # One operation at a time, like ssh-agent: VaultService is not thread-safe, and
         # it keeps each operation's notices with the reply they belong to.
         with self._op_lock:
