@@ -32,6 +32,17 @@ def masked_fields(acct: Account, reveal: bool = False) -> dict[str, str]:
     return out
 
 
+def env_name(acct: Account) -> str:
+    """The environment to show: its name, "sandbox" for a loopback URL, else "custom"."""
+    if acct.env:
+        return acct.env
+    from urllib.parse import urlsplit
+
+    from .endpoints import is_loopback_host
+
+    return "sandbox" if is_loopback_host(urlsplit(acct.base_url).hostname) else "custom"
+
+
 def key_display(acct: Account) -> str:
     """The identifying key for a table column: the API key, masked when it is secret."""
     value = acct.fields.get("api_key", "")

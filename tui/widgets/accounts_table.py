@@ -59,7 +59,7 @@ class Row:
         return cls(
             label=acct.label,
             venue=acct.venue,
-            env=acct.env or "custom",
+            env=views.env_name(acct),
             key=views.key_display(acct),
             key_since=acct.rotated_at or acct.created_at,
             max_age_days=views.key_max_age(acct, default_max_age),
@@ -79,7 +79,7 @@ class Row:
         if column == "venue":
             return Text(self.venue)
         if column == "env":
-            return Text(self.env, style="dim" if self.env == "custom" else "")
+            return Text(self.env, style="dim" if self.env in ("custom", "sandbox") else "")
         if column == "key":
             return Text(_clip(self.key, 12))
         if column == "age":

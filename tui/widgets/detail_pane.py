@@ -105,7 +105,7 @@ class DetailPane(Widget):
         self.label = acct.label
         self._account = acct
         self._secret_fields = secret_names(provider)
-        env = acct.env or "custom"
+        env = views.env_name(acct)
         self.query_one("#detail-title", Static).update(
             Text.assemble((acct.label, "bold"), f"  {provider.title} · {env} · ", (acct.base_url, "dim"))
         )

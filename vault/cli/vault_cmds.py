@@ -206,7 +206,7 @@ def cmd_import(ctx: Context) -> int:
 
 
 def cmd_list(ctx: Context) -> int:
-    from ..views import key_display, summary
+    from ..views import env_name, key_display, summary
 
     service = ctx.unlock()
     now = ctx.clock()
@@ -224,7 +224,7 @@ def cmd_list(ctx: Context) -> int:
         age = f"{row['key_age_days']:.0f}d" + ("!" if row["key_overdue"] else "")
         token = row["token"]["expires_at"] if row["token"] else "-"
         health = "-" if row["health"] is None else ("ok" if row["health"]["ok"] else "FAILING")
-        env = row["env"] or "custom"
+        env = env_name(acct)
         ctx.out(f"{row['label']:<20} {row['venue']:<15} {env:<10} {key_display(acct)[:18]:<18} {age:>6}  {token:<22} {health}")
     return 0
 
