@@ -979,3 +979,44 @@ def test_the_agent_path_imports_no_heavy_module(kw: KeywardCLI, desk: SimpleName
     kw("lock", passphrase=False)
     names, done = _imported(kw, "--passphrase-file", str(kw.passphrase_file), "token", "desk")
     assert done.code == 0 and {"jwt", "cryptography"} <= {n.split(".")[0] for n in names}
+
+
+def _dashboard_context(kw: KeywardCLI, short_runtime: Path, monkeypatch: pytest.MonkeyPatch):
+    import argparse
+    import io
+
+    from vault.cli.context import Context
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_runtime))
+    monkeypatch.delenv("KEYWARD_PASSPHRASE_FILE", raising=False)
+    return Context(argparse.Namespace(vault=str(kw.vault_path), passphrase_file=None), stderr=io.StringIO())
+
+
+def test_dashboard_opens_from_an_agent_started_with_dashboard(
+    kw: KeywardCLI, desk: SimpleNamespace, agent: Any, short_runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vault.cli.app_cmds import service_from_agent
+
+    info = agent("--dashboard")
+    assert info["running"]
+    ctx = _dashboard_context(kw, short_runtime, monkeypatch)
+    service = service_from_agent(ctx)
+    assert service is not None and [a.label for a in service.accounts] == ["desk"]
+    assert service.get("desk").fields["api_key"] == desk.issued["api_key"]
+    service.add_account(Account("from-dashboard", "kiiex", "https://x", {"api_key": "k"}))  # it can write too
+    reopened = VaultService.unlock(kw.vault_path, PASSPHRASE)
+    assert [e.action for e in reopened.data.audit if e.action == "open"] == ["open"]
+    assert reopened.data.find("from-dashboard") is not None
+
+
+def test_a_plain_agent_does_not_hand_the_vault_to_the_dashboard(
+    kw: KeywardCLI, desk: SimpleNamespace, agent: Any, short_runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vault.cli.app_cmds import service_from_agent
+
+    agent()
+    ctx = _dashboard_context(kw, short_runtime, monkeypatch)
+    assert service_from_agent(ctx) is None
+    assert "keyward unlock --dashboard" in ctx.stderr.getvalue()
+    audit = VaultService.unlock(kw.vault_path, PASSPHRASE).data.audit
+    assert "open" not in [e.action for e in audit]

@@ -190,6 +190,10 @@ class AgentClient:
 
     # --- the agent itself -------------------------------------------------------------
 
+    def open_vault(self) -> bytes:
+        """The data key, from an agent started with --dashboard (else AgentError)."""
+        return bytes.fromhex(self._call("open_vault")["key"])
+
     def run_cli(self, argv: list[str]) -> dict[str, Any] | None:
         """Have the agent run a whole CLI command (vault.agent.fast): {code, stdout,
         stderr}, or None when it declines or is gone (run the normal CLI then)."""

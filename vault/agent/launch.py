@@ -46,7 +46,9 @@ def agent_env() -> dict[str, str]:
     return env
 
 
-def start_agent(vault_path: str | os.PathLike[str], data_key: bytes, *, ttl: float, absolute: bool = False) -> dict[str, Any]:
+def start_agent(
+    vault_path: str | os.PathLike[str], data_key: bytes, *, ttl: float, absolute: bool = False, dashboard: bool = False
+) -> dict[str, Any]:
     """Spawn the agent for this vault with `data_key`; return its hello (pid, ttl, ...)
     once it listens, or raise the typed error it reported."""
     if len(data_key) != 32:
@@ -59,7 +61,7 @@ def start_agent(vault_path: str | os.PathLike[str], data_key: bytes, *, ttl: flo
         sys.executable, "-P", "-m", "vault.agent",
         "--vault", vault, "--ttl", repr(float(ttl)),
         "--key-fd", str(key_r), "--ready-fd", str(ready_w),
-    ] + (["--absolute"] if absolute else [])
+    ] + (["--absolute"] if absolute else []) + (["--dashboard"] if dashboard else [])
     try:
         proc = subprocess.Popen(
             cmd,

@@ -73,6 +73,7 @@ class AgentServer:
         *,
         ttl: float,
         absolute: bool = False,
+        dashboard: bool = False,
         vault_path: str | os.PathLike[str] | None = None,
         sock_path: Path | None = None,
         uid: int | None = None,
@@ -87,6 +88,7 @@ class AgentServer:
         self.uid = os.getuid() if uid is None else uid
         self.ttl = float(ttl)
         self.absolute = absolute
+        self.dashboard = dashboard
         self._clock = clock
         self.started = clock()
         self.started_wall = time.time()
@@ -283,6 +285,7 @@ class AgentServer:
             "ttl_s": self.ttl,
             "remaining_s": max(0.0, round(self.remaining(), 3)),
             "started_at": self.started_wall,
+            "dashboard": self.dashboard,
         }
 
     def dispatch(self, request: dict[str, Any]) -> dict[str, Any] | None:
@@ -303,6 +306,8 @@ class AgentServer:
         if op == "lock":
             self.stop("lock")
             return ok(None)
+        if op == "open_vault":
+            return self._open_vault()
         handler = _OPERATIONS.get(op) if isinstance(op, str) else None
         if handler is None:
             return failure(
@@ -334,6 +339,28 @@ class AgentServer:
                 self._notices = None
             self._last_used = self._clock()
             return reply
+
+    def _open_vault(self) -> dict[str, Any]:
+        """The data key, for the dashboard, and only when `keyward unlock --dashboard`
+        said so: the dashboard must decrypt accounts to show and edit them, which no
+        token operation can do for it.  Recorded in the audit trail."""
+        if not self.dashboard:
+            return failure(
+                AgentError(
+                    "this agent does not open the vault for the dashboard",
+                    hint="type the passphrase, or start the agent with `keyward unlock --dashboard`",
+                )
+            )
+        with self._op_lock:
+            if self.stopping or self._service is None or self._service.locked:
+                return None
+            try:
+                self._service.reload()
+                self._service.record("open", None, "ok", "dashboard opened through the unlock agent")
+            except KeywardError as err:
+                return failure(err)
+            self._last_used = self._clock()
+            return ok({"key": self._service._key.hex()})
 
     def notice(self, message: str) -> None:
         """VenueOps' `notify`: collected for the reply of the operation in flight (its
@@ -525,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vault", required=True)
     parser.add_argument("--ttl", type=float, required=True, help="seconds")
     parser.add_argument("--absolute", action="store_true")
+    parser.add_argument("--dashboard", action="store_true")
     parser.add_argument("--key-fd", type=int, required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
     args = parser.parse_args(argv)
@@ -543,7 +571,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # Warnings (rate-limit waits, clock skew) go back to the caller, not to /dev/null.
         ops = VenueOps(service, notify=lambda message: server.notice(message) if server else None)
-        server = AgentServer(service, ops, ttl=args.ttl, absolute=args.absolute, vault_path=args.vault)
+        server = AgentServer(
+            service, ops, ttl=args.ttl, absolute=args.absolute, vault_path=args.vault, dashboard=args.dashboard
+        )
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda *_: server.stop("signal"))  # type: ignore[union-attr]
         server.bind()

@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"lock after this long without use, e.g. 90s, 15m, 8h, 1h30m (default {DEFAULT_TTL})",
     )
     p.add_argument("--absolute", action="store_true", help="lock after --ttl from now, used or not")
+    p.add_argument(
+        "--dashboard", action="store_true",
+        help="also let `keyward` (the dashboard) open the vault from this agent without the passphrase: "
+        "it receives the data key, so only use it where every process running as you is trusted",
+    )
     p.add_argument("--json", action="store_true", help="print the agent's status as JSON")
     p.set_defaults(func=cmd_unlock)
 
@@ -129,7 +134,7 @@ def cmd_unlock(ctx: Context) -> int:
     _header, key, plaintext = ff.decrypt(blob, ctx.passphrase())
     decode_payload(plaintext)  # a payload this keyward reads, before an agent holds it
     del plaintext
-    info = start_agent(vault, key, ttl=ttl, absolute=a.absolute)
+    info = start_agent(vault, key, ttl=ttl, absolute=a.absolute, dashboard=a.dashboard)
     del key
     if a.json:
         _dump(ctx, status_json(info, vault))

@@ -49,12 +49,36 @@ def open_dashboard(ctx: Context) -> int:
     warning = permission_warning(ctx.vault_path)
     if warning:
         ctx.warn(warning)
-    service = ctx.unlock() if ctx.passphrase_file and ctx.vault_path.exists() else None
+    service = None
+    if ctx.vault_path.exists():
+        service = ctx.unlock() if ctx.passphrase_file else service_from_agent(ctx)
     from tui.app import KeywardApp
 
     app = KeywardApp(ctx.vault_path, service=service, clock=ctx.clock)
     app.run()
     return app.return_code or 0
+
+
+def service_from_agent(ctx: Context) -> VaultService | None:
+    """The vault opened from an agent started with `keyward unlock --dashboard`, or None
+    (no agent, or one that does not share the vault: the unlock screen asks instead)."""
+    from ..agent.client import connect
+    from ..errors import KeywardError
+
+    client = connect(ctx.vault_path)
+    if client is None:
+        return None
+    try:
+        with client:
+            key = client.open_vault()
+    except KeywardError as err:
+        ctx.warn(f"keyward: {err}")
+        return None
+    except Exception:  # the agent died mid-answer: fall back to the passphrase
+        return None
+    from ..agent.server import open_with_key
+
+    return open_with_key(ctx.vault_path, key, ctx.clock)
 
 
 # --- the demo ------------------------------------------------------------------------------
