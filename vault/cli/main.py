@@ -38,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a command group that is not part of this build
-        module.register(sub)
+        import_module(name).register(sub)
     return parser
 
 
@@ -85,12 +79,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _default_command(parser: argparse.ArgumentParser):
-    try:
-        from .app_cmds import open_dashboard
-    except ImportError:
-        def show_help(ctx: Context) -> int:
-            parser.print_help()
-            return 0
+    from .app_cmds import open_dashboard
 
-        return show_help
     return open_dashboard
