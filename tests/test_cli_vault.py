@@ -357,3 +357,39 @@ def test_json_on_stdin_and_missing_fields_asked_on_the_terminal(kw):
     assert child.exitstatus == 0, child.before
     fields = json.loads(kw("show", "piped", "--json", "--reveal").out)["fields"]
     assert fields["api_secret"] == "PIPED-SECRET-0000000" and fields["api_key"] == "pipedKey"
+
+
+def test_remove_asks_to_type_the_label_on_a_terminal(populated):
+    child = spawn_tty("--vault", str(populated.vault_path), "--passphrase-file", str(populated.passphrase_file), "remove", "ki")
+    child.expect(r"Type the label \(ki\)")
+    child.sendline("k")  # a typo removes nothing
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus != 0 and "nothing was removed" in child.before
+    child = spawn_tty("--vault", str(populated.vault_path), "--passphrase-file", str(populated.passphrase_file), "remove", "ki")
+    child.expect(r"Type the label \(ki\)")
+    child.sendline("ki")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert [r["label"] for r in json.loads(populated("list", "--json").out)] == ["tr"]
+    from vault.service import VaultService
+
+    assert VaultService.unlock(populated.vault_path, PASSPHRASE).data.audit[-1].action == "remove"
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        '{"api_key": "k", "api_secret": "LEAKY-SECRET-1234567", "nonce": }',  # broken JSON around a secret
+        '{"api_key": "k", "api_secret": "LEAKY-SECRET-1234567", "nonce": "n", "user_id": "not-a-number"}',
+        '{"api_key": "k", "api_secet": "LEAKY-SECRET-1234567", "nonce": "n", "user_id": "1"}',  # a typo in a name
+        '{"api_key": "k", "api_secret": "LEAKY SECRET 1234567", "nonce": "n", "user_id": "1"}',
+    ],
+)
+def test_errors_about_bad_input_never_echo_the_secret(kw, stdin):
+    kw.init()
+    r = kw("add", "kiiex", "x", "--from-json", "-", input=stdin)
+    assert r.code != 0
+    one_line(r)
+    assert "LEAKY" not in r.both
