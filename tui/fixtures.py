@@ -2,8 +2,8 @@
 
 Every value is fixed (credentials, times, token strings, rate limits) so that two runs
 render the same screen; every secret contains the marker SECRET_MARKER so a leak test can
-look for it.  The PowerTrade key is a real P-256 key made for this file only: it signs
-tokens for the sandbox, and nothing else accepts it.
+look for it.  The PowerTrade key is a real P-256 key made for this file only (derived from a
+fixed scalar): it signs tokens for the sandbox, and nothing else accepts it.
 """
 
 from __future__ import annotations
@@ -18,12 +18,22 @@ from vault.model import Account, Health, RateLimit, Token
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z: far from the real clock, so nothing passes by accident
 SECRET_MARKER = "S3CR3T"
 
-PT_KEY = """-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgz1gMYhS0WJqEHDTL
-ggoHd6aqRIsBW/6tVeLmyR3jPk6hRANCAARJ1NV5gGtX9ud2WXasASTLvyPOBxWZ
-1lGNYpp6P0SBBQ8npnn2/BnSPXpaGLXPIo58wcOHBFyApCtN7hW/Ne5T
------END PRIVATE KEY-----
-"""
+# The PowerTrade key is derived from a fixed scalar rather than committed as a PEM: the
+# same key every run, and no private-key block in the shipped package.
+_PT_SCALAR = 93784327663648011000721072682862653722284386401015292036877948464164409392718
+
+
+def _pt_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.derive_private_key(_PT_SCALAR, ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+PT_KEY = _pt_key()
 
 
 def _b64(obj: dict) -> str:
