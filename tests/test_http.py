@@ -10,6 +10,8 @@ import pytest
 
 from vault.errors import AuthRejected, InsecureTransport, NetworkError, RateLimited, VenueError
 from vault.http import (
+    NOT_SENT,
+    SENT_UNANSWERED,
     Sender,
     ensure_transport_allowed,
     generic_error,
@@ -156,18 +158,63 @@ def test_client_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("exc", "words"),
-    [(httpx.ConnectError("refused"), "cannot connect"), (httpx.ReadTimeout("slow"), "did not answer"),
-     (httpx.RemoteProtocolError("bad"), "RemoteProtocolError")],
+    ("exc", "words", "code"),
+    [(httpx.ConnectError("refused"), "cannot connect", NOT_SENT),
+     (httpx.ConnectTimeout("syn lost"), "cannot connect", NOT_SENT),
+     (httpx.ReadTimeout("slow"), "did not answer", SENT_UNANSWERED),
+     (httpx.RemoteProtocolError("bad"), "RemoteProtocolError", SENT_UNANSWERED)],
 )
-def test_network_errors_become_network_error_with_what_to_do(exc: Exception, words: str) -> None:
+def test_network_errors_become_network_error_with_what_to_do(exc: Exception, words: str, code: str) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
 
     with pytest.raises(NetworkError) as info:
-        sender([]).send(client_for(handler), "GET", "https://venue.example/x?secret=s3", idempotent=True, venue="Venue")
+        sender([]).send(client_for(handler), "GET", "https://venue.example/x?secret=s3", idempotent=True, venue="Venue",
+                        label="desk")
     assert words in str(info.value) and "venue.example" in str(info.value)
     assert "s3" not in str(info.value) and info.value.hint
+    # Whether the venue can have seen it: a lock-out-prone login counts only those.
+    assert info.value.code == code
+    assert "LABEL" not in str(info.value)  # the hint names the account, not a placeholder
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+def test_plain_http_to_loopback_never_goes_through_an_environment_proxy(monkeypatch, variable: str) -> None:
+    """A proxy would receive a loopback request's headers in clear, on the proxy's host."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Venue(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    proxy = socket.create_server(("127.0.0.1", 0))  # records whoever connects to it
+    proxy.settimeout(0.5)
+    venue = HTTPServer(("127.0.0.1", 0), Venue)
+    threading.Thread(target=venue.serve_forever, daemon=True).start()
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.getsockname()[1]}")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+    try:
+        with make_client(timeout=2) as client:
+            r = sender([]).send(client, "GET", f"http://127.0.0.1:{venue.server_address[1]}/x",
+                                headers={"X-API-Key": "k"}, idempotent=True)
+            assert r.status_code == 200
+            with pytest.raises(TimeoutError):
+                proxy.accept()  # nobody came
+            # https keeps honouring HTTPS_PROXY: a CONNECT tunnel, TLS end to end.
+            assert client._transport_for_url(httpx.URL("https://venue.example/x")) is not client._transport
+    finally:
+        venue.shutdown()
+        venue.server_close()
+        proxy.close()
 
 
 # --- bookkeeping -------------------------------------------------------------------------

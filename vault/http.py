@@ -4,6 +4,9 @@ Every request keyward makes carries a credential, so the rules here are strict:
 
 * TLS verification on; plain http only to loopback (the sandbox), checked on every
   request by a hook, whoever built the client;
+* plain http never goes through a proxy: `HTTP_PROXY` would otherwise carry the headers
+  of a loopback request, in clear, to the proxy's host (https still honours
+  `HTTPS_PROXY`: that is a CONNECT tunnel, TLS end to end);
 * no redirects are followed: httpx strips `Authorization` on a cross-host redirect but
   not `X-API-Key`, `aptoken` or a login body, so a redirect is an error to look at;
 * 401/403 are never retried; a 429 is waited out (bounded) only for idempotent calls,
@@ -37,6 +40,9 @@ MAX_ATTEMPTS = 3  # the first try and two retries after a 429
 DEFAULT_429_WAIT_S = 1.0  # a 429 that says nothing about when to come back
 # The Date header has one-second resolution: below this, "skew" is measurement noise.
 SKEW_RESOLUTION_S = 2.0
+# NetworkError codes: whether the venue can have seen the request.
+NOT_SENT = "NotSent"
+SENT_UNANSWERED = "SentUnanswered"
 
 Headers = Mapping[str, str]
 OnWait = Callable[[float, str], None]
@@ -82,6 +88,9 @@ def make_client(*, transport: httpx.BaseTransport | None = None, timeout: float 
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         transport=transport,
+        # None = this client's own (direct) transport: overrides an http:// or all://
+        # proxy from the environment for plain http, which only ever goes to loopback.
+        mounts={"http://": None},
     )
     return harden(client)
 
@@ -226,7 +235,11 @@ class Sender:
         json: Any = None,
         idempotent: bool,
         venue: str = "the venue",
+        label: str = "LABEL",
     ) -> httpx.Response:
+        """One logical call.  A NetworkError's `code` is NOT_SENT when the request
+        provably never left this machine (no connection was made), else SENT_UNANSWERED:
+        a venue that counts failed logins may have counted that one."""
         import httpx
 
         ensure_transport_allowed(url)  # before any header is built, let alone sent
@@ -238,20 +251,23 @@ class Sender:
             started = time.perf_counter()
             try:
                 response = client.request(method, url, headers=dict(built), json=json, follow_redirects=False)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+                raise NetworkError(
+                    f"cannot connect to {venue} ({host})",
+                    hint=f"check your connection and the account's base URL (`keyward show {label}`)",
+                    code=NOT_SENT,
+                ) from None
             except httpx.TimeoutException:
                 raise NetworkError(
                     f"{venue} ({host}) did not answer in time",
-                    hint="check your connection and retry; `keyward doctor LABEL` looks further",
-                ) from None
-            except httpx.ConnectError:
-                raise NetworkError(
-                    f"cannot connect to {venue} ({host})",
-                    hint="check your connection and the account's base URL (`keyward show LABEL`)",
+                    hint=f"check your connection and retry; `keyward doctor {label}` looks further",
+                    code=SENT_UNANSWERED,
                 ) from None
             except httpx.TransportError as exc:
                 raise NetworkError(
                     f"the connection to {venue} ({host}) failed ({type(exc).__name__})",
                     hint="check your connection, proxy and TLS setup, then retry",
+                    code=SENT_UNANSWERED,
                 ) from None
             latency = time.perf_counter() - started
             self.last = Exchange(
