@@ -815,6 +815,22 @@ def test_listens_on_loopback_only(sb: Sandbox) -> None:
         socket.create_connection(("127.0.0.2", port), timeout=1).close()
 
 
+def test_a_burst_of_concurrent_connections_is_served(sb: Sandbox) -> None:
+    # A bot's asyncio.gather opens as many connections as it has requests at once; the
+    # listen backlog must take them all, or the extra clients hang until they time out.
+    import asyncio
+
+    async def burst() -> list[int]:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+        async with httpx.AsyncClient(trust_env=False, timeout=10, limits=limits) as client:
+            answers = await asyncio.gather(*[client.get(sb.base_url("kiiex") + "/Ping") for _ in range(100)])
+        return [r.status_code for r in answers]
+
+    started = time.monotonic()
+    assert asyncio.run(burst()) == [200] * 100
+    assert time.monotonic() - started < 8
+
+
 def test_base_urls_and_lifecycle(clock: FakeClock) -> None:
     sandbox = Sandbox(SandboxConfig(clock=clock))
     with pytest.raises(RuntimeError):

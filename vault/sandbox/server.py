@@ -275,6 +275,9 @@ def default_handler_types() -> list[type[VenueHandler]]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the handshakes of a burst (a bot's
+    # asyncio.gather of 100 requests) and those clients then wait out their timeouts.
+    request_queue_size = 128
     sandbox: Sandbox
 
 
