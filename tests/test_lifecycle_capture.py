@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -160,6 +161,21 @@ def test_register_venue_errors_are_one_line_and_change_nothing(vault, sb):
     assert [a["label"] for a in json.loads(vault("list", "--json").out)] == ["a1"]
     r3 = vault("register", "powertrade", "p", "--display-name", "P")
     assert r3.code == 2 and "capture powertrade" in r3.err
+
+
+def test_register_whose_answer_is_lost_says_the_account_exists(vault, sb):
+    """The venue said 201 (the account exists now) but the body is unreadable: the keys
+    are gone for good, so "retry" would be the wrong advice.  One line, recorded."""
+    sb.configure(malformed_json=True)
+    try:
+        r = vault("register", "tradeready", "lost", "--display-name", "Lost", "--base-url", sb.base_url("tradeready"))
+    finally:
+        sb.configure(malformed_json=False)
+    assert r.code == 30 and r.out == ""
+    assert r.err.count("\n") == 1 and "HTTP 201 (account created)" in r.err and "support" in r.err
+    assert json.loads(vault("list", "--json").out) == []
+    entries = json.loads(vault("audit", "--json").out)["entries"]
+    assert [(e["action"], e["account"], e["outcome"]) for e in entries] == [("register", "lost", "failed")]
 
 
 # --- capture from each venue's format ---------------------------------------------------------
@@ -339,6 +355,76 @@ def test_a_wrong_paste_on_a_terminal_can_be_pasted_again(vault, sb):
     assert child.exitstatus == 0, child.before
     assert issued["jwt_key"] not in child.before
     assert stored(vault.vault_path, "h").fields == issued
+
+
+def _spawn_capture(vault, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
+    return pexpect.spawn(sys.executable, ["-m", "vault", "--vault", str(vault.vault_path), "--passphrase-file",
+                                          str(vault.passphrase_file), "capture", *args], env=env, encoding="utf-8",
+                         timeout=30)
+
+
+def test_a_paste_with_empty_lines_inside_is_read_whole(vault, sb):
+    """A one-time screen copied off a web page has empty lines between its sections: the
+    paste (one burst) must not end at the first of them, nor lose the rest."""
+    issued = sb.issue("powertrade")
+    page = f"API Key\n\n{issued['api_key']}\n\nPrivate Key\n\n{issued['private_key']}\n"
+    child = _spawn_capture(vault, "powertrade", "pt", "--base-url", sb.base_url("powertrade"))
+    child.expect("input is hidden")
+    child.send(page.replace("\n", "\r"))  # one write, as a terminal delivers a paste
+    child.send("\r")  # then Enter on an empty line
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert "try 1 of 3" not in child.before and "captured pt" in child.before
+    assert stored(vault.vault_path, "pt").fields == issued
+    assert_no_secrets(secret_values("powertrade", issued), child.before)
+
+
+def test_an_open_pem_keeps_the_paste_going_and_says_so(vault, sb):
+    """Enter on an empty line in the middle of a PEM (typed, or a paste in two goes) is not
+    the end: keyward says what is missing and waits for the rest."""
+    issued = sb.issue("powertrade")
+    lines = issued["private_key"].strip().splitlines()
+    child = _spawn_capture(vault, "powertrade", "pt", "--base-url", sb.base_url("powertrade"))
+    child.expect("input is hidden")
+    child.send(f"API key: {issued['api_key']}\r{lines[0]}\r{lines[1]}\r")
+    time.sleep(1.0)  # well past the paste grace period: a person pressing Enter
+    child.send("\r")
+    child.expect(r"the PEM block has no END line yet: paste the rest, or press Ctrl-D")
+    child.send("\r".join(lines[2:]) + "\r")
+    time.sleep(1.0)
+    child.send("\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert stored(vault.vault_path, "pt").fields == issued
+    assert_no_secrets(secret_values("powertrade", issued), child.before)
+
+
+def test_a_paste_ended_with_ctrl_d(vault, sb):
+    issued = sb.issue("hypersolutions")
+    child = _spawn_capture(vault, "hypersolutions", "h")
+    child.expect("input is hidden")
+    child.send(f"{issued['api_key']}\r{issued['jwt_key']}\r")
+    time.sleep(0.5)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert stored(vault.vault_path, "h").fields == issued
+
+
+def test_unfinished_structures():
+    pem = ec_pem()
+    head = "\n".join(pem.splitlines()[:2])
+    assert capture.unfinished(f"API key: k\n{head}\n") == "the PEM block has no END line yet"
+    assert capture.unfinished(f"API key: k\n{pem}") is None
+    assert capture.unfinished('{"api_key": "a{b",\n') == "the JSON object is not closed yet"
+    assert capture.unfinished('{"api_key": "a}b\\"}",\n') == "the JSON object is not closed yet"
+    assert capture.unfinished('{"api_key": "a}b"}') is None
+    assert capture.unfinished("\ufeff{\u201capi_key\u201d: \u201cx\u201d") == "the JSON object is not closed yet"
+    assert capture.unfinished("API key: k") is None
 
 
 # --- the parser, in-process ---------------------------------------------------------------------

@@ -130,6 +130,39 @@ def parse(text: str, venue: str) -> Captured:
     return captured
 
 
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]+-----")
+
+
+def unfinished(text: str) -> str | None:
+    """What a paste read so far has left open (a PEM block, a JSON object), or None.
+
+    A terminal paste ends at an empty line, but one-time screens copied off a web page
+    hold empty lines of their own (between "API key" and "Private key", before a PEM):
+    the reader keeps going while a structure is open, however the paste was timed."""
+    if len(_PEM_BEGIN.findall(text)) > len(_PEM_END.findall(text)):
+        return "the PEM block has no END line yet"
+    stripped = text.translate(_TYPOGRAPHIC_QUOTES).lstrip("\ufeff \t\r\n")
+    if stripped.startswith("{"):
+        depth, in_string, escaped = 0, False, False
+        for ch in stripped:
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == '"':
+                    in_string = False
+            elif ch == '"':
+                in_string = True
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+        if depth > 0:
+            return "the JSON object is not closed yet"
+    return None
+
+
 def _dedupe(items: list[str]) -> list[str]:
     seen: list[str] = []
     for item in items:

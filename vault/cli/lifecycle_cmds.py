@@ -15,11 +15,12 @@ import os
 import stat
 from pathlib import Path
 
-from ..errors import AccountExists, Cancelled, CorruptVault, InputError, InvalidCredential, VenueError
+from ..errors import AccountExists, Cancelled, CorruptVault, InputError, VenueError
 from .context import Context, read_passphrase_file
 from .vault_cmds import add_location_options, check_label
 
 PASTE_TRIES = 3
+MIN_BUNDLE_PASSPHRASE = 8  # as for a passphrase typed at the prompt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -127,48 +128,83 @@ def shred(path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def read_hidden_paste(ctx: Context, prompt: str) -> str:
+PASTE_GRACE_S = 0.3  # a paste arrives in one burst; a person's next key takes longer
+
+
+def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> str:
     """Lines from the terminal with echo off, until an empty line after some text, or Ctrl-D.
 
-    The terminal stays in canonical (line) mode, so a single pasted line longer than the
-    kernel's line buffer (4095 bytes on Linux) would be cut: one-time screens are far
-    shorter, and a longer input belongs in --file."""
+    An empty line ends the input only when nothing else is already on its way (a paste
+    arrives in one burst, so an empty line inside it is followed at once by the rest)
+    and no PEM block or JSON object is left open (`capture.unfinished`): one-time screens
+    copied off a web page hold empty lines of their own.  The terminal stays in canonical
+    (line) mode, so a single pasted line longer than the kernel's line buffer (4095 bytes
+    on Linux) would be cut: one-time screens are far shorter, and a longer input belongs
+    in --file."""
+    import select
     import termios
 
+    from ..capture import unfinished
+
     try:
-        tty_in = open("/dev/tty", "r")
-        tty_out = open("/dev/tty", "w")
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     except OSError:
         raise InputError("no terminal to paste on", hint="pass --file FILE, or pipe JSON to stdin") from None
-    with tty_in, tty_out:
-        fd = tty_in.fileno()
+
+    def say(text: str) -> None:
+        os.write(fd, text.encode("utf-8", "replace"))
+
+    def pending() -> bool:
+        return bool(select.select([fd], [], [], PASTE_GRACE_S)[0])
+
+    chunks: list[bytes] = []
+    try:
         old = termios.tcgetattr(fd)
         new = termios.tcgetattr(fd)
         new[3] &= ~(termios.ECHO | termios.ECHONL)
-        lines: list[str] = []
+        told = False
         try:
             # Echo off before the prompt shows, so nothing pasted after it can be echoed.
             termios.tcsetattr(fd, termios.TCSAFLUSH, new)
-            tty_out.write(prompt)
-            tty_out.flush()
+            say(prompt)
             while True:
-                line = tty_in.readline()
-                if not line:  # Ctrl-D
+                chunk = os.read(fd, 65536)  # canonical mode: one line per read
+                if not chunk:  # Ctrl-D on an empty line
                     break
-                line = line.replace("\x1b[200~", "").replace("\x1b[201~", "")  # bracketed paste
-                if not line.strip() and any(x.strip() for x in lines):
-                    break
-                lines.append(line)
+                chunk = chunk.replace(b"\x1b[200~", b"").replace(b"\x1b[201~", b"")  # bracketed paste
+                if not chunk.strip() and any(c.strip() for c in chunks):
+                    if pending():
+                        chunks.append(chunk)  # an empty line inside a paste
+                        continue
+                    so_far = b"".join(chunks).decode("utf-8", "replace")
+                    reason = unfinished(so_far) if venue else None
+                    if reason is None:
+                        break
+                    chunks.append(chunk)
+                    if not told:
+                        say(f"({reason}: paste the rest, or press Ctrl-D to stop)\n")
+                        told = True
+                    continue
+                chunks.append(chunk)
         except KeyboardInterrupt:
             raise Cancelled("cancelled", hint="nothing was changed") from None
         finally:
-            # TCSAFLUSH: whatever was pasted past the blank line is dropped, not left for
-            # the shell to run or echo.
+            # TCSAFLUSH: whatever was typed past the end is dropped, not left for the shell
+            # to run or echo.
             termios.tcsetattr(fd, termios.TCSAFLUSH, old)
-        count = sum(1 for x in lines if x.strip())
-        tty_out.write(f"(read {count} line{'s' if count != 1 else ''}, not shown)\n")
-        tty_out.flush()
-    return "".join(lines)
+        data = b"".join(chunks)
+        del chunks
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError("the paste is not UTF-8 text", hint="paste it again, or pass --file FILE") from None
+        finally:
+            del data
+        count = sum(1 for x in text.splitlines() if x.strip())
+        say(f"(read {count} line{'s' if count != 1 else ''}, not shown)\n")
+    finally:
+        os.close(fd)
+    return text
 
 
 def read_file_text(source: str) -> str:
@@ -218,7 +254,8 @@ class Source:
 
         title = get_provider(self.venue).title
         return read_hidden_paste(
-            self.ctx, f"Paste {self.what} {title} showed, then press Enter on an empty line (input is hidden):\n"
+            self.ctx, f"Paste {self.what} {title} showed, then press Enter on an empty line (input is hidden):\n",
+            self.venue,
         )
 
     def capture(self):
@@ -290,10 +327,18 @@ def cmd_register(ctx: Context) -> int:
         response = sender.send(client, "POST", base_url + "/api/v1/auth/register", json=body, idempotent=False,
                                venue=provider.title)
         provider.raise_for_error(shell, response)
-        answer = json_body(response, provider.title)
+        status = response.status_code
+        try:
+            answer = json_body(response, provider.title)
+        except VenueError:
+            answer = None
     del response
+    # The venue said yes: an account exists there now, and its secret is shown only once.
+    lost = (f"TradeReady answered HTTP {status} (account created) but its answer", "the account exists without "
+            "its keys reaching keyward: ask TradeReady support to close it, then register again")
     if not isinstance(answer, dict):
-        raise InvalidCredential("TradeReady's registration answer is not a JSON object", hint="retry later")
+        service.record("register", a.label, "failed", f"HTTP {status}: the answer is not a JSON object")
+        raise VenueError(f"{lost[0]} is not a JSON object", hint=lost[1])
     from ..formats import recognise
 
     try:
@@ -301,10 +346,8 @@ def cmd_register(ctx: Context) -> int:
     except InputError:
         venue, fields = "", {}
     if venue != "tradeready":
-        raise InvalidCredential(
-            "TradeReady's registration answer holds no API key and secret",
-            hint="the account may exist without keys: contact TradeReady support",
-        )
+        service.record("register", a.label, "failed", f"HTTP {status}: no API key and secret in the answer")
+        raise VenueError(f"{lost[0]} holds no API key and secret", hint=lost[1])
     del answer
     acct = Account(label=a.label, venue=provider.venue, base_url=base_url, env=env, fields=provider.normalize(fields),
                    created_at=ctx.clock())
@@ -422,8 +465,20 @@ def _confirm_plaintext(ctx: Context, question: str) -> None:
 
 
 def _writable_target(ctx: Context, path: Path) -> None:
-    if path.exists() and not ctx.args.force:
-        raise InputError(f"{path} already exists", hint="choose another path, or add --force to overwrite it")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise InputError(f"cannot use {path}: {exc.strerror}", hint="choose another path") from None
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            # --force replaces by rename: a directory, a device (/dev/tty) or a symbolic
+            # link would be swapped for a file of secrets, not written through.
+            kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+            raise InputError(f"{path} is {kind}", hint="name a new file (exports are written 0600 by keyward itself)")
+        if not ctx.args.force:
+            raise InputError(f"{path} already exists", hint="choose another path, or add --force to overwrite it")
     if not path.parent.is_dir():
         raise InputError(f"{path.parent} is not a directory", hint="create it first")
 
@@ -481,17 +536,28 @@ def export_bundle(ctx: Context) -> int:
     if not accounts:
         raise InputError("the vault has no accounts to export", hint="add one first")
     passphrase = ctx.new_passphrase(a.bundle_passphrase_file, "Passphrase for the bundle")
-    blob = bundle.seal(accounts, passphrase, service.kdf, ctx.clock())
+    if len(passphrase) < MIN_BUNDLE_PASSPHRASE:
+        raise InputError(f"the bundle passphrase is shorter than {MIN_BUNDLE_PASSPHRASE} characters",
+                         hint="choose a longer one: the bundle may travel where anyone can try passphrases on it")
+    kdf = bundle.bundle_kdf(service.kdf)
+    blob = bundle.seal(accounts, passphrase, kdf, ctx.clock())
     del passphrase
 
-    def change(data):
-        for acct in accounts:
-            service.audit(data, "export", acct.label, "ok", f"encrypted bundle to {target}")
+    def record(outcome: str, detail: str):
+        def change(data):
+            for acct in accounts:
+                service.audit(data, "export", acct.label, outcome, detail)
+        return change
 
-    service.transact(change)
-    write_private(target, blob)
+    # Recorded first, as for plaintext: an export that happened is never missing.
+    service.transact(record("ok", f"encrypted bundle to {target}"))
+    try:
+        write_private(target, blob)
+    except OSError as exc:
+        service.transact(record("failed", f"could not write {target}"))
+        raise InputError(f"cannot write {target}: {exc.strerror}", hint="check the path and permissions") from None
     ctx.out(f"exported {len(accounts)} account{'s' if len(accounts) != 1 else ''} to {target} "
-            f"(encrypted, {service.kdf.describe()}); import it with `keyward import {target}`")
+            f"(encrypted, {kdf.describe()}); import it with `keyward import {target}`")
     return 0
 
 
@@ -505,8 +571,15 @@ _ANSWERS = {"k": "keep-both", "keep": "keep-both", "keep-both": "keep-both", "bo
 def _ask_conflict(ctx: Context, incoming, existing) -> str:
     from ..model import iso
 
-    question = (f"{incoming.label!r} exists ({existing.venue}, created {iso(existing.created_at) or '?'}); "
-                f"the bundle's is {incoming.venue}. [k]eep both, [s]kip, [r]eplace? ")
+    def where(acct) -> str:
+        return acct.env or acct.base_url
+
+    differs = [what for what, same in (("venue", existing.venue == incoming.venue),
+                                       ("location", existing.base_url == incoming.base_url),
+                                       ("credentials", existing.fields == incoming.fields)) if not same]
+    question = (f"{incoming.label!r} exists ({existing.venue}, {where(existing)}, created {iso(existing.created_at) or '?'}); "
+                f"the bundle's is {incoming.venue}, {where(incoming)} (different {' and '.join(differs)}). "
+                "[k]eep both, [s]kip, [r]eplace? ")
     for _ in range(3):
         choice = _ANSWERS.get(ctx.ask(question).strip().lower())
         if choice:
