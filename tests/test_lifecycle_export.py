@@ -240,7 +240,8 @@ def test_bundle_conflict_is_asked_on_a_terminal(vault, other, sb, tmp_path, bund
     child = spawn(other, "import", str(bundle))
     child.expect("Bundle passphrase: ")
     child.sendline(bundle_pass.read_text().strip())
-    child.expect(r"'pt' exists \(powertrade, created .*\[k\]eep both, \[s\]kip, \[r\]eplace\? ")
+    child.expect(r"'pt' exists \(powertrade, prod, created .*\); the bundle's is powertrade, http://127\.0\.0\.1:\d+/powertrade "
+                 r"\(different location and credentials\)\. \[k\]eep both, \[s\]kip, \[r\]eplace\? ")
     child.sendline("k")
     child.expect(pexpect.EOF)
     child.close()
@@ -283,3 +284,70 @@ def test_pubkey_prints_the_public_half_as_pem_and_jwk(vault, sb):
     assert vault("capture", "hypersolutions", "h", input=json.dumps(sb.issue("hypersolutions"))).code == 0
     no = vault("pubkey", "h")
     assert no.code == 2 and "PowerTrade" in no.err
+
+
+# --- targets, bundle strength, re-imports, truncation ------------------------------------------------
+
+
+def test_export_never_replaces_what_is_not_a_plain_file(vault, sb, tmp_path, bundle_pass):
+    """--force overwrites by rename: a directory, a device or a symbolic link would be
+    swapped for a file of secrets.  Each is one line, exit 2, nothing written or audited."""
+    fields = issue(sb, "hypersolutions")
+    assert vault("capture", "hypersolutions", "h", input=json.dumps(fields)).code == 0
+    directory = tmp_path / "a-dir"
+    directory.mkdir()
+    real = tmp_path / "real.txt"
+    real.write_text("not yours")
+    link = tmp_path / "link.env"
+    link.symlink_to(real)
+    for target in (directory, link, "/dev/null"):
+        for args in (["h", "--format", "env", "--output", str(target), "--yes", "--force"],
+                     ["--encrypted", str(target), "--force", "--bundle-passphrase-file", str(bundle_pass)]):
+            r = vault("export", *args)
+            assert r.code == 2, (target, args, r.both)
+            assert r.err.count("\n") == 1 and r.err.startswith("keyward: ") and "Traceback" not in r.err
+            assert "not a regular file" in r.err or "symbolic link" in r.err
+    assert link.is_symlink() and real.read_text() == "not yours" and list(directory.iterdir()) == []
+    assert not [e for e in json.loads(vault("audit", "--json").out)["entries"] if e["action"] == "export"]
+    assert_no_secrets(secret_values("hypersolutions", fields), root=tmp_path)
+
+
+def test_a_bundle_is_at_least_as_hard_to_brute_force_as_the_default(vault, sb, tmp_path, bundle_pass):
+    """The test vault uses the cheapest Argon2id; the bundle, made to travel, does not."""
+    _populate(vault, sb)
+    bundle = tmp_path / "strong.kwb"
+    r = vault("export", "--encrypted", str(bundle), "pt", "--bundle-passphrase-file", str(bundle_pass))
+    assert r.code == 0 and ff.DEFAULT_KDF.describe() in r.out
+    kdf = ff.parse(bundle.read_bytes(), expect_magic=ff.MAGIC_BUNDLE).kdf
+    assert not kdf.weaker_than(ff.DEFAULT_KDF)
+    short = tmp_path / "short"
+    short.write_text("1234567\n")
+    r = vault("export", "--encrypted", str(tmp_path / "weak.kwb"), "--bundle-passphrase-file", str(short))
+    assert r.code == 2 and "shorter than 8 characters" in r.err and not (tmp_path / "weak.kwb").exists()
+
+
+def test_keep_both_twice_adds_one_copy_not_two(vault, other, sb, tmp_path, bundle_pass):
+    accounts = _populate(vault, sb)
+    assert other("capture", "kiiex", "kx", input=json.dumps(issue(sb, "kiiex"))).code == 0
+    bundle = tmp_path / "twice.kwb"
+    assert vault("export", "--encrypted", str(bundle), "kx", "--bundle-passphrase-file", str(bundle_pass)).code == 0
+    base = ["import", str(bundle), "--bundle-passphrase-file", str(bundle_pass), "--on-conflict", "keep-both"]
+    assert "added kx as kx-2" in other(*base).out
+    again = other(*base)
+    assert again.code == 0 and "kx is already in the vault as kx-2, unchanged" in again.out
+    assert [a["label"] for a in json.loads(other("list", "--json").out)] == ["kx", "kx-2"]
+    assert stored(other.vault_path, "kx-2").fields == accounts["kx"][1]
+
+
+def test_a_truncated_or_foreign_bundle_is_one_line_and_imports_nothing(vault, other, sb, tmp_path, bundle_pass):
+    _populate(vault, sb)
+    bundle = tmp_path / "whole.kwb"
+    assert vault("export", "--encrypted", str(bundle), "--bundle-passphrase-file", str(bundle_pass)).code == 0
+    blob = bundle.read_bytes()
+    cut = tmp_path / "cut.kwb"
+    for size in (8, 20, 60, len(blob) // 2, len(blob) - 1):
+        cut.write_bytes(blob[:size])
+        r = other("import", str(cut), "--bundle-passphrase-file", str(bundle_pass))
+        assert r.code == 14, (size, r.both)
+        assert r.err.count("\n") == 1 and "the bundle is damaged or not a bundle" in r.err and "vault file" not in r.err
+    assert json.loads(other("list", "--json").out) == []

@@ -2,7 +2,8 @@
 
 A bundle is a file of the vault's own format (docs/vault-format.md) with the magic
 ``KWBUNDL\\0`` instead of ``KWVAULT\\0``, sealed under a passphrase of its own (never the
-vault's) with a fresh salt and data key.  Its payload is JSON::
+vault's) with a fresh salt and data key, and at least the default Argon2id cost
+(`bundle_kdf`).  Its payload is JSON::
 
     {"bundle": 1, "created_at": <posix seconds>, "accounts": [<account>, ...]}
 
@@ -34,19 +35,32 @@ POLICIES = ("keep-both", "skip", "replace")
 _MOVED = ("label", "venue", "env", "base_url", "fields", "created_at", "rotated_at", "notes", "tags", "settings")
 
 
+def bundle_kdf(vault_kdf: ff.KdfParams) -> ff.KdfParams:
+    """The vault's Argon2id cost, raised to at least the default's: a bundle is made to
+    travel (a USB stick, a mail, a shared drive), where anyone who copies it can try
+    passphrases offline for as long as they like, and its passphrase is a new one."""
+    default = ff.DEFAULT_KDF
+    return ff.KdfParams(
+        iterations=max(vault_kdf.iterations, default.iterations),
+        memory_kib=max(vault_kdf.memory_kib, default.memory_kib),
+        parallelism=max(vault_kdf.parallelism, default.parallelism),
+    )
+
+
 def is_bundle(head: bytes) -> bool:
     return head[:8] == ff.MAGIC_BUNDLE
 
 
 def seal(accounts: list[Account], passphrase: str, kdf: ff.KdfParams, now: float) -> bytes:
-    """The bundle file's bytes for `accounts`."""
+    """The bundle file's bytes for `accounts`, sealed with `bundle_kdf(kdf)` (the vault's
+    cost, never below the default)."""
     payload = {
         "bundle": BUNDLE_VERSION,
         "created_at": now,
         "accounts": [{k: getattr(a, k) for k in _MOVED} for a in accounts],
     }
     plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    _header, _key, blob = ff.encrypt_new(plaintext, passphrase, kdf, magic=ff.MAGIC_BUNDLE)
+    _header, _key, blob = ff.encrypt_new(plaintext, passphrase, bundle_kdf(kdf), magic=ff.MAGIC_BUNDLE)
     return blob
 
 
@@ -59,7 +73,10 @@ def open_bundle(blob: bytes, passphrase: str) -> list[Account]:
             "wrong bundle passphrase", hint="use the passphrase chosen at `keyward export --encrypted`; nothing was imported"
         ) from None
     except CorruptVault as exc:
-        raise CorruptVault(f"the bundle is damaged or not a bundle ({exc.message})", hint="export it again") from None
+        why = exc.message.replace("the vault file is ", "").replace("not a keyward vault (bad magic bytes)", "bad magic bytes")
+        why = why.replace("damaged (checksum mismatch)", "checksum mismatch").replace("the vault payload", "its content")
+        raise CorruptVault(f"the bundle is damaged or not a bundle ({why})",
+                           hint="copy it again from where it was made, or export it again") from None
     try:
         raw = json.loads(plaintext)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -121,12 +138,20 @@ class MergeItem:
             "keep-both": f"added {source} as {self.label} (kept both)",
             "skip": f"skipped {source} (a different account has that label)",
             "replace": f"replaced {self.label}",
-            "identical": f"{source} is already in the vault, unchanged",
+            "identical": f"{source} is already in the vault{'' if self.label == source else ' as ' + self.label}, unchanged",
         }[self.action]
 
 
 def same_account(a: Account, b: Account) -> bool:
     return a.venue == b.venue and a.fields == b.fields and a.base_url == b.base_url
+
+
+def copy_of(data: VaultData, acct: Account) -> Account | None:
+    """The account already in the vault that is `acct` (under its label, else any)."""
+    existing = data.find(acct.label)
+    if existing is not None and same_account(existing, acct):
+        return existing
+    return next((a for a in data.accounts if same_account(a, acct)), None)
 
 
 def conflicts(data: VaultData, incoming: list[Account]) -> list[Account]:
@@ -168,6 +193,11 @@ def plan(data: VaultData, incoming: list[Account], decide: Callable[[Account, Ac
             if action not in POLICIES:
                 raise InputError(f"unknown conflict choice {action!r}", hint=f"choose one of: {', '.join(POLICIES)}")
             label = acct.label
+            copy = copy_of(data, acct)
+            if action == "keep-both" and copy is not None:
+                # Kept both already (a bundle imported twice): not a copy each time.
+                items.append(MergeItem(acct, "identical", copy.label))
+                continue
             if action == "keep-both":
                 label = free_label(acct.label, taken)
                 taken.add(label)
