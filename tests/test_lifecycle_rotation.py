@@ -83,8 +83,41 @@ def test_tradeready_regenerate_refused_by_the_venue_changes_nothing(vault, sb):
     assert vault("capture", "tradeready", "bot", "--base-url", sb.base_url("tradeready"), input=json.dumps(bad)).code == 0
     r = vault("rotate", "bot")
     assert r.code == 32 and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1 and r.err.startswith("keyward: ")
     assert stored(vault.vault_path, "bot").fields == bad
     assert agent_key_works(sb, issued["agent_api_key"]) == 200
+    # The failed login and the rotation it stopped are both in the trail.
+    actions = [(e["action"], e["outcome"]) for e in json.loads(vault("audit", "bot", "--json").out)["entries"]]
+    assert actions[-2:] == [("login", "failed"), ("rotate", "failed")]
+
+
+def test_rotation_against_a_closed_port_keeps_the_old_credential(vault, sb, tmp_path):
+    """A network error is a failed verification (web-UI venues) or stops the rotation
+    before anything changes (TradeReady agents): one line, non-zero, nothing lost."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    first, second = sb.issue("powertrade"), sb.issue("powertrade")
+    assert vault("capture", "powertrade", "pt", "--base-url", closed + "/powertrade", input=json.dumps(first)).code == 0
+    r = vault("rotate", "pt", input=json.dumps(second))
+    assert r.code == 30 and r.out == ""
+    assert len(r.err.strip().splitlines()) == 1 and "cannot connect to PowerTrade" in r.err
+    assert "keeps using the previous credential" in r.err
+    acct = stored(vault.vault_path, "pt")
+    assert acct.fields == first and acct.generations[-1].fields == second  # the new one kept, not lost
+
+    tr = canonical("tradeready", sb.issue("tradeready", display_name="Closed"))
+    assert vault("capture", "tradeready", "bot", "--base-url", closed + "/tradeready", input=json.dumps(tr)).code == 0
+    r = vault("rotate", "bot")
+    assert r.code == 31 and len(r.err.strip().splitlines()) == 1 and "cannot connect to TradeReady" in r.err
+    assert stored(vault.vault_path, "bot").fields == tr and stored(vault.vault_path, "bot").generations == []
+    actions = [(e["action"], e["outcome"]) for e in json.loads(vault("audit", "bot", "--json").out)["entries"]]
+    assert actions[-2:] == [("login", "failed"), ("rotate", "failed")]
+    assert agent_key_works(sb, tr["agent_api_key"]) == 200  # never reached the venue
+    assert_no_secrets(secret_values("powertrade", first) + secret_values("powertrade", second)
+                      + secret_values("tradeready", tr), r.out, r.err, root=tmp_path)
 
 
 # --- keys made in the venue's web UI -------------------------------------------------------------
@@ -118,6 +151,8 @@ def test_rotation_whose_verification_fails_rolls_back(vault, sb, tmp_path, venue
     assert check.code == 0, check.both  # and it still works, even for Kiiex after a failed login
     actions = [(e["action"], e["outcome"]) for e in json.loads(vault("audit", "acct", "--json").out)["entries"]]
     assert ("rollback", "ok") in actions and ("rotate", "ok") not in actions
+    failed = actions.index(("rotate", "failed"))  # the rotation's own outcome, then the switch back
+    assert actions[failed - 1] == ("check", "failed") and actions[failed + 1] == ("rollback", "ok")
     assert_no_secrets(secret_values(venue, first) + secret_values(venue, refused), r.out, r.err, check.both,
                       root=tmp_path)
 

@@ -191,7 +191,8 @@ class Rotation:
             if a is None:
                 return
             swap_back(a, self.clock(), "failed verification")
-            self.service.audit(data, "rollback", label, "ok", _short(f"new credential failed verification: {health.message}"))
+            self.service.audit(data, "rotate", label, "failed", _short(f"verification failed: {health.message}"))
+            self.service.audit(data, "rollback", label, "ok", "previous credential restored; the new one kept as a retired generation")
 
         self.service.transact(undo)
         return RotationResult(
@@ -246,7 +247,14 @@ class Rotation:
         sender = Sender(clock=self.clock)
         factory = self.client_factory or make_client
         with factory() as client:
-            bearer = provider.login(acct, client, self.clock(), sender)
+            try:
+                bearer = provider.login(acct, client, self.clock(), sender)
+            except KeywardError as err:
+                code = getattr(err, "code", None) or type(err).__name__
+                status = getattr(err, "status", None)
+                self.service.record("login", label, "failed", f"HTTP {status} {code}" if status else code)
+                self.service.record("rotate", label, "failed", "no bearer for regenerate-key; nothing changed")
+                raise
             self.service.record("login", label, "ok", "bearer for regenerate-key")
             response = sender.send(
                 client,
@@ -296,7 +304,8 @@ class Rotation:
                 a = data.find(label)
                 if a is not None:
                     swap_back(a, self.clock(), "failed verification")
-                    self.service.audit(data, "rollback", label, "ok", _short(f"new agent key failed verification: {health.message}"))
+                    self.service.audit(data, "rotate", label, "failed", _short(f"verification failed: {health.message}"))
+                    self.service.audit(data, "rollback", label, "ok", "previous agent key restored (TradeReady still accepts it)")
 
             self.service.transact(undo)
             return RotationResult(
