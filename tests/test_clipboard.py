@@ -195,3 +195,48 @@ def test_osc52_goes_to_the_terminal_never_to_a_redirected_stdout(account, tmp_pa
     redirected = out.read_text()
     assert "\x1b]52" not in redirected and "h  (hypersolutions" in redirected
     assert_no_secrets([issued["api_key"], issued["jwt_key"]], redirected, root=tmp_path)
+
+
+# --- through the unlock agent ---------------------------------------------------------------------
+
+from .test_agent import agent, short_runtime  # noqa: E402,F401  (fixtures: `keyward unlock` for real)
+
+
+def test_copy_through_the_unlock_agent_happens_here_and_is_recorded(kw, sb, fake_clipboard, agent, tmp_path):
+    """With an agent holding the vault, `token --copy` must still copy on the caller's
+    clipboard (the agent has no display, no terminal: it was started without the fake
+    xclip), be recorded in the trail, and clear after the vault's setting."""
+    import jwt
+
+    assert kw.init().code == 0
+    pt = sb.issue("powertrade")
+    assert kw("capture", "powertrade", "pt", "--base-url", sb.base_url("powertrade"), input=json.dumps(pt)).code == 0
+    set_clear_seconds(kw, 1)
+    agent("--ttl", "10m")
+    store, env = fake_clipboard
+    r = kw("token", "pt", "--copy", env=env, passphrase=False)  # no passphrase: only the agent can answer
+    assert r.code == 0, r.both
+    assert r.out == "" and "copied to the clipboard (xclip); cleared in 1 s" in r.err
+    token = store.read_text()
+    assert jwt.decode(token, options={"verify_signature": False})["sub"] == pt["api_key"]
+    assert wait_for(lambda: store.read_text() == "", 10), "the clipboard was not cleared"
+    r = kw("headers", "pt", "--copy", env=env, passphrase=False)
+    assert r.code == 0 and store.read_text().startswith("X-Power-Trade: ")
+    entries = json.loads(kw("audit", "pt", "--json").out)["entries"]
+    assert [e["detail"] for e in entries if e["action"] == "copy"] == ["token", "headers"]
+    assert_no_secrets([pt["private_key"].splitlines()[1], token], r.out, r.err, root=tmp_path,
+                      allow=(store.parent,))
+
+
+def test_record_copy_names_an_existing_account_and_a_known_kind(service):
+    from vault.errors import AccountNotFound
+    from vault.model import Account
+
+    service.add_account(Account(label="h", venue="hypersolutions", base_url="https://x.invalid",
+                                fields={"api_key": "abcdef0123456789", "jwt_key": "JWT-KEY-0123456789"}))
+    assert clipboard.record_copy(service, "h", "token") == 30
+    with pytest.raises(AccountNotFound):
+        clipboard.record_copy(service, "nope", "token")
+    with pytest.raises(InputError):
+        clipboard.record_copy(service, "h", "the private key")
+    assert [(e.action, e.detail) for e in service.data.audit if e.action == "copy"] == [("copy", "token")]

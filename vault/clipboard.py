@@ -274,6 +274,32 @@ def default_clear_seconds(ctx: Any) -> int:
     return DEFAULT_CLEAR_SECONDS
 
 
+COPY_KINDS = ("token", "headers", "fields")
+
+
+def record_copy(service: Any, label: str, what: object) -> int:
+    """The "copy" audit entry, in `service`'s vault; returns the vault's
+    clipboard_clear_seconds.  A copy through the unlock agent asks the agent for it (op
+    "record_copy"), since only the agent holds the vault then."""
+    if what not in COPY_KINDS:
+        raise InputError("unknown kind of copy", hint=f"one of: {', '.join(COPY_KINDS)}")
+    service.get(label)  # an entry names an account that exists
+    service.record("copy", label, "ok", str(what))
+    return int(service.data.settings.clipboard_clear_seconds)
+
+
+def _record(ctx: Any, label: str, what: str) -> int:
+    service = getattr(ctx, "_service", None)
+    if service is not None and not service.locked:
+        return record_copy(service, label, what)
+    # The token came from the unlock agent: it alone holds the vault, so it records.
+    recorder = getattr(ctx.ops(), "record_copy", None)
+    if recorder is None:
+        raise InputError("cannot record the copy in the audit trail", hint="run it without the unlock agent (`keyward lock`)")
+    seconds = recorder(label, what)
+    return int(seconds) if isinstance(seconds, int) and not isinstance(seconds, bool) else DEFAULT_CLEAR_SECONDS
+
+
 def copy_secret(
     text: str,
     ctx: Any = None,
@@ -287,9 +313,9 @@ def copy_secret(
 
     `ctx` is the CLI Context (its unlocked vault supplies clipboard_clear_seconds) or None
     (the dashboard).  `clear_after` overrides the setting; 0 means never clear.  With
-    `label`, a "copy" audit entry (detail `what`, never the value) is recorded first in
-    ctx's vault when this process has it unlocked (through the unlock agent there is none
-    here: the agent's own "mint" entry records the token leaving).
+    `label` (and a ctx), a "copy" audit entry (detail `what`, never the value) is recorded
+    before the value leaves: in ctx's vault when this process has it unlocked, else by the
+    unlock agent that handed out the token.  A copy that cannot be recorded is not made.
     """
     backend = choose_backend(env)
     if backend is None:
@@ -297,10 +323,10 @@ def copy_secret(
             "no clipboard available",
             hint="install wl-clipboard, xclip or xsel, or use a terminal that supports OSC 52",
         )
-    service = getattr(ctx, "_service", None) if ctx is not None else None
-    if label is not None and service is not None and not service.locked:
-        service.record("copy", label, "ok", what)  # before the value leaves, as for exports
-    seconds = default_clear_seconds(ctx) if clear_after is None else int(clear_after)
+    setting = default_clear_seconds(ctx)
+    if label is not None and ctx is not None:
+        setting = _record(ctx, label, what)  # before the value leaves, as for exports
+    seconds = setting if clear_after is None else int(clear_after)
     backend.copy(text)
     if isinstance(backend, ToolBackend):
         if seconds > 0:

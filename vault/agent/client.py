@@ -188,6 +188,13 @@ class AgentClient:
     def exec_env(self, label: str) -> dict[str, str]:
         return self._op(lambda ops: ops.exec_env(label), "exec_env", label=label)
 
+    def record_copy(self, label: str, what: str) -> int:
+        """The "copy" audit entry for a token or headers this agent handed out; returns
+        the vault's clipboard_clear_seconds."""
+        from ..clipboard import record_copy
+
+        return self._op(lambda ops: record_copy(ops.service, label, what), "record_copy", label=label, what=what)
+
     # --- the agent itself -------------------------------------------------------------
 
     def open_vault(self) -> bytes:

@@ -412,7 +412,17 @@ _OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "labels": lambda ops, r: ops.labels(),
     "summary": lambda ops, r: ops.summary(_label(r)),
     "run": lambda ops, r: run_cli(ops, _argv(r)),
+    "record_copy": lambda ops, r: _record_copy(ops, r),
 }
+
+
+def _record_copy(ops: Any, request: dict[str, Any]) -> int:
+    """The caller copied a token or headers this agent handed out: the audit entry
+    (vault.clipboard.record_copy; only "copy", for an account that exists).  Returns the
+    vault's clipboard_clear_seconds, which the caller's clearing uses."""
+    from ..clipboard import record_copy
+
+    return record_copy(ops.service, _label(request), request.get("what"))
 
 
 def _argv(request: dict[str, Any]) -> list[str]:
@@ -444,6 +454,8 @@ def run_cli(ops: Any, argv: list[str]) -> dict[str, Any]:
     except SystemExit:
         return {"fallback": True}
     if getattr(args, "command", None) not in FAST_COMMANDS or getattr(args, "func", None) is None:
+        return {"fallback": True}
+    if getattr(args, "copy", False):  # the clipboard is the caller's (its display, its terminal)
         return {"fallback": True}
     ctx = AgentContext(args, ops, out, err)
     try:
