@@ -77,6 +77,27 @@ def test_tradeready_rotation_keeps_the_new_key_when_the_old_one_is_revoked(servi
     assert agent_key_works(sb, issued["agent_api_key"]) == 401
 
 
+def test_tradeready_rotation_goes_back_when_the_venue_still_takes_the_old_key(service, sb, monkeypatch):
+    """The other branch: verification fails and the venue (against its documentation)
+    still accepts the old key: the old key is current again, the new one kept."""
+    issued = sb.issue("tradeready", display_name="B")
+    service.add_account(Account(label="bot", venue="tradeready", base_url=sb.base_url("tradeready"),
+                                fields=canonical("tradeready", issued)))
+    failing = lambda label: Health(ok=False, checked_at=time.time(), message="simulated outage")  # noqa: E731
+    probed = []
+    monkeypatch.setattr(Rotation, "_key_works", lambda self, acct, key: probed.append(key) or True)
+    result = Rotation(service, failing).regenerate_tradeready("bot")
+    assert (result.ok, result.outcome) == (False, "rolled-back") and "still accepts the previous key" in result.message
+    assert probed == [issued["agent_api_key"]]  # it asked about the old key, not the new one
+    acct = VaultService.unlock(service.file.path, PASSPHRASE).get("bot")
+    assert acct.fields["agent_api_key"] == issued["agent_api_key"]
+    new = acct.generations[-1]
+    assert new.reason == "failed verification" and new.fields["agent_api_key"] != issued["agent_api_key"]
+    assert agent_key_works(sb, new.fields["agent_api_key"]) == 200  # the kept one is the venue's real new key
+    trail = [(e.action, e.outcome) for e in VaultService.unlock(service.file.path, PASSPHRASE).data.audit]
+    assert trail[-3:] == [("rotate", "stored"), ("rotate", "failed"), ("rollback", "ok")]
+
+
 def test_tradeready_regenerate_refused_by_the_venue_changes_nothing(vault, sb):
     issued = sb.issue("tradeready", display_name="W")
     bad = canonical("tradeready", issued) | {"api_secret": "sk_live_" + "0" * 40}  # login will fail
