@@ -230,3 +230,80 @@ def test_sandbox_command_prints_each_venue_and_stops_on_ctrl_c(kw) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_setting_lists_sets_validates_and_unsets(kw, service, accounts) -> None:
+    r = kw("setting", "powertrade")
+    assert r.code == 0 and re.search(r"^token_lifetime_s\s+30 \(default\)", r.out, re.M)
+    assert re.search(r"^health_path\s+/v1/position/funds \(default\)", r.out, re.M)
+    r = kw("setting", "powertrade", "token_lifetime_s", "60")
+    assert r.code == 0 and "exceeds PowerTrade's 30 s window" in r.err and re.search(r"token_lifetime_s\s+60 ", r.out)
+    r = kw("check", "powertrade")
+    assert r.code == 1 and "window_too_long" in r.out and "keyward setting powertrade token_lifetime_s 30" in r.out
+    for bad, words in ((("token_lifetime_s", "0"), "whole number of seconds"), (("health_path", "@evil.example/x"),
+                       "starting with /"), (("nope", "1"), "no setting 'nope'"), (("token_lifetime_s",), "give NAME")):
+        r = kw("setting", "powertrade", *bad)
+        assert r.code == 2 and words in r.err and r.err.count("\n") == 1, r.err
+    assert kw("setting", "powertrade", "token_lifetime_s", "--unset").code == 0
+    assert kw("check", "powertrade").code == 0
+    rows = json.loads(kw("setting", "kiiex", "--json").out)
+    assert [row["name"] for row in rows] == ["session_idle_s", "oms_id", "health_path"]
+    assert kw("setting", "kiiex", "health_path", "/GetUserAccountInfos").code == 0
+    assert kw("check", "kiiex").code == 0
+    service.reload()
+    assert service.get("kiiex").settings["health_path"] == "/GetUserAccountInfos"
+    assert kw("setting", "nope").code == 22
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_every_failure_is_one_line_with_what_to_do_a_nonzero_exit_and_no_secret(kw, service, sandbox, sandbox_account):
+    """Wrong credentials for each venue, an unreachable venue, a venue failing with 500s,
+    an unknown account: every command ends in one line on stderr (or one detail line
+    under `check`), exits non-zero, shows no traceback and prints no stored value."""
+    from vault.formats import recognise
+
+    pt_other, pt_mine = sandbox.issue("powertrade"), sandbox.issue("powertrade")
+    sandbox_account("powertrade", "pt", fields={"api_key": pt_mine["api_key"], "private_key": pt_other["private_key"]})
+    tr = sandbox.issue("tradeready", display_name="x")
+    sandbox_account("tradeready", "tr", fields={"api_key": tr["api_key"], "api_secret": "sk_live_" + "9" * 40})
+    hy = sandbox.issue("hypersolutions")
+    sandbox_account("hypersolutions", "hy", fields={"api_key": hy["api_key"], "jwt_key": "j" * 43})
+    _, kx, _ = recognise(sandbox.issue("kiiex"))
+    kx["api_secret"] = "e" * 32
+    sandbox_account("kiiex", "kx", fields=kx)
+    acct = sandbox_account("kiiex", "gone")
+    service.update_account("gone", lambda a: setattr(a, "base_url", f"http://127.0.0.1:{_closed_port()}/kiiex/ap"))
+    secrets = stored_secrets(service)
+    secrets["never"] |= {tr["api_secret"], hy["jwt_key"], kx["nonce"]}  # the right ones, issued once
+
+    def one_line_failure(*args: str) -> None:
+        r = kw(*args)
+        assert r.code != 0, (args, r.out)
+        assert "Traceback" not in r.both and "internal error" not in r.both, (args, r.both)
+        assert_clean(r, secrets)
+        if args[0] == "check":
+            lines = r.out.splitlines()
+            assert len(lines) == 2 and "FAILING" in lines[0] and lines[1].startswith("    "), (args, r.out)
+            assert ":" in lines[1] or "keyward " in lines[1], (args, r.out)  # what happened: what to do
+        elif args[0] != "doctor":
+            assert r.out == "" and r.err.count("\n") == 1 and r.err.startswith("keyward: "), (args, r.both)
+
+    for label in ("pt", "tr", "hy", "kx", "gone", "nope"):
+        if label != "tr":  # X-API-Key alone answers TradeReady's health call: doctor logs in
+            one_line_failure("check", label)
+        one_line_failure("doctor", label)
+    for label in ("tr", "kx", "gone", "nope"):
+        for command in (("token", label), ("headers", label), ("login", label), ("exec", label, "--", "true")):
+            one_line_failure(*command)
+    sandbox.configure(fail_500=True)
+    good = sandbox_account("tradeready", "tr500")
+    one_line_failure("login", "tr500")
+    one_line_failure("check", "tr500")
+    assert good and acct

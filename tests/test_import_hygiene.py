@@ -92,6 +92,7 @@ def args_for(name: str, world) -> list[str]:
         "exec": ["acct", "--", sys.executable, "-c", "pass"],
         "check": ["acct", "--json"],
         "doctor": ["acct"],
+        "setting": ["acct", "health_path", "/api/v1/account/balance"],
         "register": ["--display-name", "x", "--env", "nowhere"],
         "capture": ["tradeready", "third", "--file", str(tmp / "missing.json")],
         "rotate": ["acct", "--rollback"],
@@ -129,6 +130,6 @@ def test_no_command_without_a_terminal_refuses_before_loading_the_dashboard(kw, 
 def test_every_command_is_covered() -> None:
     """A new command gets real arguments here, or it is only --help-tested."""
     known = {"init", "add", "import", "list", "show", "remove", "passwd", "rekey", "token", "headers", "login",
-             "exec", "check", "doctor", "register", "capture", "rotate", "export", "pubkey", "audit", "key-age",
+             "exec", "check", "doctor", "setting", "register", "capture", "rotate", "export", "pubkey", "audit", "key-age",
              "unlock", "lock", "status", "sandbox"}
     assert set(commands()) - EXEMPT <= known | set(), sorted(set(commands()) - EXEMPT - known)

@@ -345,3 +345,57 @@ def test_tradeready_429_carries_retry_after() -> None:
     assert get_provider("tradeready").rate_limit(
         response(200, {}, **{"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "423", "X-RateLimit-Reset": "1742390400"}), NOW
     ).remaining == 423
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def test_every_venue_declares_its_settings_with_valid_defaults() -> None:
+    for venue in ("powertrade", "tradeready", "hypersolutions", "kiiex"):
+        provider = get_provider(venue)
+        specs = {spec.name: spec for spec in provider.settings}
+        assert specs["health_path"].default == provider.health_path
+        for spec in specs.values():
+            assert spec.parse(spec.default) == spec.default
+    assert {s.name for s in get_provider("powertrade").settings} == {"token_lifetime_s", "health_path"}
+    assert {s.name for s in get_provider("kiiex").settings} == {"session_idle_s", "oms_id", "health_path"}
+
+
+@pytest.mark.parametrize("raw", ["0", "86401", "-5", "soon", "1.5", True, None, 3.0])
+def test_a_lifetime_setting_is_a_whole_number_of_seconds_in_range(raw) -> None:
+    spec = next(s for s in get_provider("powertrade").settings if s.name == "token_lifetime_s")
+    with pytest.raises(InputError, match="token_lifetime_s must be a whole number of seconds from 1 to 86400"):
+        spec.parse(raw)
+    assert spec.parse(" 25 ") == 25 and spec.parse(25) == 25
+
+
+@pytest.mark.parametrize("raw", ["@evil.example/x", "evil.example/x", "", "/a b", "/a#b", "/a\\b", "/a\nb", 7])
+def test_a_health_path_must_stay_below_the_base_url(raw) -> None:
+    from vault.providers.base import checked_path
+
+    with pytest.raises(InputError, match="must be a path starting with /"):
+        checked_path(raw)
+    for venue in ("powertrade", "tradeready", "hypersolutions", "kiiex"):
+        fields = {"powertrade": {"api_key": "k", "private_key": "-"}, "tradeready": TR,
+                  "hypersolutions": {"api_key": "K"}, "kiiex": KX}[venue]
+        if raw != "":  # empty means "the default"
+            with pytest.raises(InputError):
+                get_provider(venue).health_request(account(venue, fields, health_path=raw))
+    assert checked_path("/v1/balance/funds_holdings?x=1") == "/v1/balance/funds_holdings?x=1"
+    assert get_provider("kiiex").health_request(account("kiiex", KX, health_path="/GetUserAccountInfos", oms_id=3)) == (
+        "POST", "/GetUserAccountInfos", {"OMSId": 3, "UserId": 7})
+
+
+def test_hyper_warns_about_a_signature_lifetime_the_venue_refuses() -> None:
+    hy = get_provider("hypersolutions")
+    assert hy.warnings(account("hypersolutions", {"api_key": "K", "jwt_key": HYPER_KEY}, token_lifetime_s=60)) == []
+    assert any("60 s" in w for w in hy.warnings(account("hypersolutions", {"api_key": "K"}, token_lifetime_s=61)))
+
+
+def test_powertrade_nonce_race_is_told_apart_from_other_refusals() -> None:
+    from vault.providers.powertrade import nonce_raced
+
+    assert nonce_raced(response(401, {"error": "replayed_nonce", "message": "x"}))
+    assert not nonce_raced(response(401, {"error": "bad_signature"}))
+    assert not nonce_raced(response(403, {"error": "replayed_nonce"}))
+    assert not nonce_raced(httpx.Response(401, content=b"<html>", request=httpx.Request("GET", "https://v.example")))

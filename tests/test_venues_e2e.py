@@ -352,3 +352,180 @@ def test_locked_vault_refuses_and_drops_parsed_keys(ops, service, sandbox, sandb
     with pytest.raises(VaultLocked):
         ops.token("pt")
     assert len(ops._keys) == 0
+
+
+# --- found in review: concurrency, unreachable venues, bad bodies, settings, doctor ---------
+
+
+def test_powertrade_concurrent_requests_all_pass_despite_the_rising_nonce(ops, sandbox, sandbox_account) -> None:
+    # Tokens are minted in nonce order but reach the venue in any order; a refusal that
+    # says only "replayed_nonce" is signed again (one request at a time) and resent.
+    from concurrent.futures import ThreadPoolExecutor
+
+    sandbox_account("powertrade", "pt")
+    sandbox.configure(rate_limit=10_000)
+    auth = vault.auth("pt", ops=ops)
+    sent: list[int] = []
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=auth.base_url, auth=auth, timeout=10,
+                                     event_hooks={"request": [lambda r: _count(sent)]}) as client:
+            answers = await asyncio.gather(*[client.get("/v1/position/funds") for _ in range(40)])
+        return [r.status_code for r in answers]
+
+    async def _count(box: list[int]) -> None:
+        box.append(1)
+
+    assert asyncio.run(burst()) == [200] * 40
+    assert 40 <= len(sent) <= 40 * 4
+    with httpx.Client(base_url=auth.base_url, auth=auth, timeout=10) as client, ThreadPoolExecutor(8) as pool:
+        assert [r.status_code for r in pool.map(lambda _: client.get("/v1/position/funds"), range(40))] == [200] * 40
+
+
+def test_powertrade_other_refusals_are_not_resent(ops, sandbox, sandbox_account) -> None:
+    other = sandbox.issue("powertrade")
+    mine = sandbox.issue("powertrade")
+    sandbox_account("powertrade", "pt", fields={"api_key": mine["api_key"], "private_key": other["private_key"]})
+    auth = vault.auth("pt", ops=ops)
+    sent: list[httpx.Request] = []
+    with httpx.Client(base_url=auth.base_url, auth=auth, event_hooks={"request": [sent.append]}) as client:
+        r = client.get("/v1/position/funds")
+    assert r.status_code == 401 and r.json()["error"] == "bad_signature" and len(sent) == 1
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_kiiex_login_that_never_reached_the_venue_does_not_block_later_logins(ops, service, sandbox, sandbox_account):
+    acct = sandbox_account("kiiex", "kx")
+    good_url = acct.base_url
+    ops._change("kx", lambda a, d: setattr(a, "base_url", f"http://127.0.0.1:{_closed_port()}/kiiex/ap"))
+    from vault.errors import NetworkError
+
+    with pytest.raises(NetworkError, match="cannot connect"):
+        ops.token("kx")
+    assert LOGIN_FAILED_AT not in service.get("kx").settings  # Kiiex saw nothing: nothing to fear
+    assert ("login", "failed") in audit_of(service, "kx")
+    ops._change("kx", lambda a, d: setattr(a, "base_url", good_url))
+    assert ops.token("kx").token is not None  # logged in on its own, no `keyward login` needed
+    assert sandbox.kiiex_attempts(acct.fields["user_id"]) == 1
+
+
+def test_kiiex_login_that_timed_out_blocks_later_automatic_logins(service, sandbox, sandbox_account) -> None:
+    # The venue may have counted it (and refused it): only an explicit login tries again.
+    acct = sandbox_account("kiiex", "kx")
+    sandbox.configure(latency_ms=1500)
+    with VenueOps(service, client_factory=lambda: make_client(timeout=0.3), notify=lambda m: None) as slow:
+        from vault.errors import NetworkError
+
+        with pytest.raises(NetworkError, match="did not answer"):
+            slow.token("kx")
+        assert service.get("kx").settings[LOGIN_FAILED_AT] is not None
+        sandbox.configure(latency_ms=0)
+        with pytest.raises(AuthRejected, match="will not log in again on its own"):
+            slow.token("kx")
+    assert sandbox.kiiex_attempts(acct.fields["user_id"]) == 1
+
+
+@pytest.mark.parametrize("venue", list(PRIVATE))
+def test_a_health_answer_that_is_not_json_is_a_failure(venue, ops, sandbox, sandbox_account) -> None:
+    sandbox_account(venue, "acct")
+    if venue in ("tradeready", "kiiex"):
+        ops.login("acct")  # so that only the health call meets the cut-off body
+    sandbox.configure(malformed_json=True)
+    health = ops.check("acct")
+    assert not health.ok and health.status == 200 and "not valid JSON" in health.message
+
+
+def test_a_health_path_that_would_leave_the_venue_is_refused_before_sending(ops, service, sandbox, sandbox_account):
+    # Settings travel in bundles: "@host/..." appended to the base URL would move the
+    # request, and the credentials in its headers, to another host.
+    sandbox_account("hypersolutions", "hy")
+    sent: list[httpx.Request] = []
+    ops._factory = lambda: make_client(transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200)))
+
+    def point(a, d) -> None:
+        a.base_url = "https://api.hypersolutions.co"  # the venue's own root: no path to hide in
+        a.settings["health_path"] = "@evil.example/usage"
+
+    ops._change("hy", point)
+    health = ops.check("hy")
+    assert not health.ok and "health_path must be a path starting with /" in health.message
+    assert sent == []  # nothing left, least of all to evil.example
+
+
+def test_settings_are_validated_and_change_what_is_minted(ops, service, sandbox, sandbox_account) -> None:
+    sandbox_account("powertrade", "pt")
+    names = [spec.name for spec, _ in ops.settings("pt")]
+    assert names == ["token_lifetime_s", "health_path"]
+    with pytest.raises(InputError, match="whole number of seconds"):
+        ops.set_setting("pt", "token_lifetime_s", "soon")
+    with pytest.raises(InputError, match="no setting 'session_idle_s'"):
+        ops.set_setting("pt", "session_idle_s", "60")
+    assert ops.set_setting("pt", "token_lifetime_s", "20") == []
+    tok = ops.token("pt").token
+    assert tok.expires_at - tok.issued_at == 20 and service.get("pt").settings["token_lifetime_s"] == 20
+    assert any("exceeds" in w for w in ops.set_setting("pt", "token_lifetime_s", 60))
+    health = ops.check("pt")
+    assert not health.ok and "window_too_long" in health.message
+    assert "keyward setting pt token_lifetime_s 30" in health.message
+    ops.set_setting("pt", "token_lifetime_s", None)
+    assert "token_lifetime_s" not in service.get("pt").settings and ops.check("pt").ok
+    ops.set_setting("pt", "health_path", "/v1/balance/funds_holdings")
+    assert ops.check("pt").ok
+
+
+def test_doctor_names_the_environment_only_for_key_refusals(ops, service, sandbox, sandbox_account) -> None:
+    other, mine = sandbox.issue("powertrade"), sandbox.issue("powertrade")
+    sandbox_account("powertrade", "wrong", fields={"api_key": mine["api_key"], "private_key": other["private_key"]})
+    assert any(line.startswith("hint: keys are per environment") for line in ops.doctor("wrong"))
+    sandbox_account("powertrade", "long")
+    ops.set_setting("long", "token_lifetime_s", 60)
+    lines = ops.doctor("long")
+    assert any("window_too_long" in line for line in lines)
+    assert not any("keys are per environment" in line for line in lines)
+    sandbox.configure(clock_offset_s=-60)  # the venue's clock behind: "not yet valid"
+    ops.set_setting("long", "token_lifetime_s", None)
+    lines = ops.doctor("long")
+    assert any(line.startswith("problem: clock skew") for line in lines)
+    assert not any("keys are per environment" in line for line in lines)
+    assert len(lines) == len(set(lines))
+
+
+def test_doctor_finds_a_wrong_tradeready_secret_that_the_health_call_cannot(ops, sandbox, sandbox_account) -> None:
+    fields = sandbox.issue("tradeready", display_name="x")
+    sandbox_account("tradeready", "tr", fields={"api_key": fields["api_key"], "api_secret": "sk_live_wrong"})
+    assert ops.check("tr").ok  # X-API-Key alone answers the health call
+    lines = ops.doctor("tr")
+    assert any(line.startswith("problem: the login failed") and "API secret does not match" in line for line in lines)
+    sandbox_account("tradeready", "good")
+    assert any(line.startswith("ok: logged in (the API secret is right)") for line in ops.doctor("good"))
+
+
+def test_doctor_says_no_answer_rather_than_no_date_header(ops, sandbox, sandbox_account) -> None:
+    acct = sandbox_account("hypersolutions", "hy")
+    ops._change("hy", lambda a, d: setattr(a, "base_url", f"http://127.0.0.1:{_closed_port()}/hypersolutions"))
+    lines = ops.doctor("hy")
+    assert "info: no answer from the venue, so the clock skew is unknown" in lines
+    assert not any("sent no Date header" in line for line in lines)
+    assert acct.label == "hy"
+
+
+def test_doctor_of_a_locked_kiiex_user_says_an_administrator_must_unlock_it(ops, sandbox, sandbox_account) -> None:
+    from vault.formats import recognise
+
+    sandbox.configure(kiiex_lockout_after=1)
+    _, fields, _ = recognise(sandbox.issue("kiiex"))
+    fields["api_secret"] = "0" * 32
+    sandbox_account("kiiex", "kx", fields=fields)
+    with pytest.raises(AuthRejected):
+        ops.login("kx")
+    with pytest.raises(AccountLockedOut):
+        ops.login("kx")
+    problems = [line for line in ops.doctor("kx") if line.startswith("problem:")]
+    assert len(problems) == 1 and "administrator must unlock it" in problems[0]

@@ -7,7 +7,9 @@
         client.get("/v1/position/funds")           # signed for this request
 
 Per-request schemes (PowerTrade's ES256 JWT, Hyper's signatures) are signed afresh for
-every request, retries included.  Session schemes log in when needed: TradeReady's bearer
+every request, retries included.  PowerTrade wants a rising nonce, and concurrent requests
+reach it in any order: a 401 whose reason is `replayed_nonce` (and only that one) is signed
+again and resent, one request at a time, at most NONCE_RETRIES times.  Session schemes log in when needed: TradeReady's bearer
 (only for /agents and /battles, which require it) and Kiiex's aptoken.  After a 401 the
 request is retried once with a fresh login for TradeReady only; a Kiiex 401 drops the
 session and is returned as it is (its next request logs in once): Kiiex locks users out
@@ -23,6 +25,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncGenerator, Generator
 from urllib.parse import urlsplit
@@ -31,11 +34,14 @@ import httpx
 
 from .errors import InputError
 from .http import ensure_transport_allowed
+from .providers.powertrade import nonce_raced
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ops import VenueOps
 
 __all__ = ["KeywardAuth", "auth", "client", "open_vault"]
+
+NONCE_RETRIES = 3
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -58,6 +64,15 @@ class KeywardAuth(httpx.Auth):
         self.base_url: str = info["base_url"]
         self._origin = _origin(self.base_url)
         self._base_path = urlsplit(self.base_url).path.rstrip("/")
+        self._resend_lock = threading.Lock()
+        self._anyio_lock: Any = None
+
+    def _async_resend_lock(self) -> Any:
+        if self._anyio_lock is None:
+            import anyio  # httpx's own dependency: already loaded by an AsyncClient
+
+            self._anyio_lock = anyio.Lock()
+        return self._anyio_lock
 
     def __repr__(self) -> str:
         return f"KeywardAuth(label={self.label!r}, venue={self.venue!r})"
@@ -67,6 +82,19 @@ class KeywardAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         carried = self._sign(request, force_login=False)
         response = yield request
+        if self.venue == "powertrade" and response.status_code == 401:
+            response.read()
+            if nonce_raced(response):
+                # Resent one at a time, so that retries stop racing each other.
+                with self._resend_lock:
+                    for _ in range(NONCE_RETRIES):
+                        self._sign(request, force_login=False)
+                        response = yield request
+                        if response.status_code != 401:
+                            break
+                        response.read()
+                        if not nonce_raced(response):
+                            break
         if response.status_code == 401:
             if self._relogin(request):
                 self._sign(request, force_login=True)
@@ -80,6 +108,18 @@ class KeywardAuth(httpx.Auth):
         session = self.venue in ("tradeready", "kiiex")
         carried = await self._run(session, self._sign, request, False)
         response = yield request
+        if self.venue == "powertrade" and response.status_code == 401:
+            await response.aread()
+            if nonce_raced(response):
+                async with self._async_resend_lock():
+                    for _ in range(NONCE_RETRIES):
+                        self._sign(request, False)
+                        response = yield request
+                        if response.status_code != 401:
+                            break
+                        await response.aread()
+                        if not nonce_raced(response):
+                            break
         if response.status_code == 401:
             if self._relogin(request):
                 await self._run(True, self._sign, request, True)

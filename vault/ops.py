@@ -20,8 +20,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .errors import AccountNotFound, AuthRejected, InputError, KeywardError, VaultError, VaultLocked
-from .http import Exchange, Sender, describe_skew, harden, make_client, skew_matters
+from .errors import AccountNotFound, AuthRejected, InputError, KeywardError, NetworkError, VaultError, VaultLocked
+from .http import NOT_SENT, Exchange, Sender, describe_skew, harden, json_body, make_client, skew_matters
 from .model import Account, Credentials, Health, RateLimit, Token, VaultData, iso
 from .providers import get_provider
 from .providers.powertrade import KeyCache
@@ -40,6 +40,9 @@ LOGIN_FAILURE = "login_failure"
 # per request, so it is saved only once it has moved this far.
 SLIDE_SAVE_S = 300
 CHECK_WORKERS = 4
+# Refusals that a key from another environment explains (doctor's hint); not the clock,
+# a lifetime setting or a lock.  None: a refusal the venue gave no code for.
+KEY_REFUSALS = frozenset({None, "bad_signature", "unknown_key", "NotAuthenticated", "INVALID_API_KEY"})
 
 
 def exec_environment(creds: Credentials) -> dict[str, str]:
@@ -150,6 +153,33 @@ class VenueOps:
 
         self._change(label, drop)
 
+    def settings(self, label: str) -> list[tuple[Any, Any]]:
+        """The account's settings: (SettingSpec, its value or None for the default)."""
+        acct, provider = self._lookup(label)
+        return [(spec, acct.settings.get(spec.name)) for spec in provider.settings]
+
+    def set_setting(self, label: str, name: str, value: Any = None) -> list[str]:
+        """Set one of the venue's per-account settings (None: back to its default).
+        Returns the warnings the new value earns (a window longer than documented)."""
+        acct, provider = self._lookup(label)
+        specs = {spec.name: spec for spec in provider.settings}
+        if name not in specs:
+            raise InputError(
+                f"{provider.title} accounts have no setting {name!r}",
+                hint=f"settings: {', '.join(specs)}",
+            )
+        parsed = None if value is None else specs[name].parse(value)
+
+        def change(a: Account, data: VaultData) -> None:
+            if parsed is None:
+                a.settings.pop(name, None)
+            else:
+                a.settings[name] = parsed
+
+        self._change(label, change)
+        acct, provider = self._lookup(label)
+        return provider.warnings(acct)
+
     def exec_env(self, label: str) -> dict[str, str]:
         return exec_environment(self.headers(label))
 
@@ -170,13 +200,17 @@ class VenueOps:
     def check(self, label: str) -> Health:
         """One authenticated call to the account's health endpoint.  Never raises for a
         venue failure: the Health says what went wrong (and is saved on the account)."""
+        return self._check(label)[0]
+
+    def _check(self, label: str) -> tuple[Health, KeywardError | None]:
+        """`check`, and the error behind a failing Health (for doctor's hints)."""
         acct, provider = self._lookup(label)
         now = self.clock()
-        method, path, body = provider.health_request(acct)
         sender = self._sender()
         response: httpx.Response | None = None
         tok: Token | None = None
         try:
+            method, path, body = provider.health_request(acct)  # a bad health_path fails the check
             if provider.token_kind in SESSION_KINDS and provider.needs_token(acct, path):
                 tok = self._token_for(acct, provider, now, path=path, force=False, explicit=False)
 
@@ -186,9 +220,13 @@ class VenueOps:
                 return provider.headers(acct, t, self.clock(), path)
 
             response = sender.send(
-                self._http(), method, acct.base_url + path, headers=build, json=body, idempotent=True, venue=provider.title
+                self._http(), method, acct.base_url + path, headers=build, json=body, idempotent=True, venue=provider.title,
+                label=acct.label,
             )
             provider.raise_for_error(acct, response)
+            # A 200 that is not JSON (a captive portal, a proxy's error page, a cut-off
+            # body) proves nothing about the account.
+            json_body(response, provider.title)
         except (AccountNotFound, VaultError):
             raise
         except KeywardError as err:
@@ -199,7 +237,7 @@ class VenueOps:
             dead = isinstance(err, AuthRejected) and tok is not None and response is not None
             code = getattr(err, "code", None) or type(err).__name__
             self._save_check(acct.label, health, rl, f"{code}", drop_token=tok if dead else None)
-            return health
+            return health, err
         rl = provider.rate_limit(response, now)
         notes = self._warnings(acct, provider, sender.last, now)
         health = self._health(True, now, sender.last, "; ".join(["ok", *notes]), response.status_code)
@@ -207,7 +245,7 @@ class VenueOps:
         if tok is not None and provider.token_kind == "session":
             slid = Token(tok.value, tok.issued_at, now + provider.lifetime(acct), tok.kind)  # the call just used it
         self._save_check(acct.label, health, rl, f"HTTP {response.status_code}", slide=slid)
-        return health
+        return health, None
 
     def check_many(self, labels: Iterable[str]) -> list[tuple[str, Health]]:
         """`check` for several accounts, a few at a time; results in the order given."""
@@ -240,13 +278,22 @@ class VenueOps:
         else:
             lines.append(f"ok: the key is {age:.0f} days old (limit {max_age})")
         lines += self._doctor_session(acct, provider, now)
-        health = self.check(label)
+        lines += self._doctor_login(acct, provider, now)
+        health, err = self._check(label)
+        code = getattr(err, "code", None)
         if health.ok:
             lines.append(f"ok: the health call answered HTTP {health.status} in {health.latency_ms} ms")
-        else:
+        elif code != "LoginBlocked":  # _doctor_session has said it, with what to do
             lines.append(f"problem: {health.message}")
         lines += self._doctor_skew(acct, provider, health)
-        if not health.ok and health.status in (401, 403) and len(provider.environments) > 1:
+        clock = skew_matters(health.skew_s, self._lifetime(acct, provider))
+        if (
+            not health.ok
+            and health.status in (401, 403)
+            and code in KEY_REFUSALS
+            and not clock
+            and len(provider.environments) > 1
+        ):
             others = ", ".join(e for e in provider.environments if e != acct.env)
             lines.append(
                 f"hint: keys are per environment: this account uses {acct.env or 'a custom base URL'}; "
@@ -254,7 +301,7 @@ class VenueOps:
             )
         if not health.ok and health.status == 404:
             lines.append("hint: 404 means a wrong base URL or environment, or a health_path the venue lacks")
-        return lines
+        return list(dict.fromkeys(lines))  # one finding can come from two checks: say it once
 
     # --- tokens and sessions ---------------------------------------------------------
 
@@ -310,8 +357,13 @@ class VenueOps:
         code = getattr(err, "code", None) or type(err).__name__
         status = getattr(err, "status", None)
 
+        # A login that never reached the venue (no connection) cannot count towards a
+        # lock-out: a bot must not stay blocked because the network blinked.  Anything
+        # the venue may have seen (a refusal, a timeout, a 5xx) blocks automatic logins.
+        reached = not (isinstance(err, NetworkError) and err.code == NOT_SENT)
+
         def failed(a: Account, data: VaultData) -> None:
-            if getattr(provider, "locks_out", False):
+            if getattr(provider, "locks_out", False) and reached:
                 a.settings[LOGIN_FAILED_AT] = now
                 a.settings[LOGIN_FAILURE] = code
             self.service.audit(data, "login", a.label, "failed", f"HTTP {status} {code}" if status else code)
@@ -379,7 +431,10 @@ class VenueOps:
     def _warnings(self, acct: Account, provider: Any, ex: Exchange | None, now: float) -> list[str]:
         notes = []
         if ex is not None and skew_matters(ex.skew_s, self._lifetime(acct, provider)):
-            notes.append(f"warning: {describe_skew(ex.skew_s)}; tokens live {self._lifetime(acct, provider)} s")
+            notes.append(
+                f"warning: {describe_skew(ex.skew_s)}, over a third of the {self._lifetime(acct, provider):.0f} s "
+                "token lifetime"
+            )
         if ex is not None and ex.waited_s:
             notes.append(f"waited {ex.waited_s:.1f} s for the rate limit")
         max_age = int(acct.settings.get("key_max_age_days", self.service.data.settings.key_max_age_days))
@@ -463,10 +518,25 @@ class VenueOps:
             failed_at = acct.settings.get(LOGIN_FAILED_AT)
             if failed_at is not None:
                 when = iso(failed_at) if isinstance(failed_at, (int, float)) else "?"
+                failure = acct.settings.get(LOGIN_FAILURE) or "refused"
+                if failure == "Locked":
+                    todo = (
+                        f"{provider.title} has locked the user: an administrator must unlock it (contact support), "
+                        f"then fix the credentials before `keyward login {acct.label}`"
+                    )
+                elif failure == "Requires2FA":
+                    todo = (
+                        f"{provider.title} wants a second factor for this key: allow API-key logins without 2FA in "
+                        f"its settings, then run `keyward login {acct.label}`"
+                    )
+                else:
+                    todo = (
+                        f"{provider.title} locks the user after several failures in a row: fix the credentials "
+                        f"before `keyward login {acct.label}`"
+                    )
                 lines.append(
-                    f"problem: the last login failed ({acct.settings.get(LOGIN_FAILURE) or 'refused'}) at {when}; "
-                    f"keyward will not log in again on its own. {provider.title} locks the user after several failures "
-                    f"in a row: fix the credentials before `keyward login {acct.label}`"
+                    f"problem: the last login failed ({failure}) at {when}; keyward will not log in again on its own. "
+                    + todo
                 )
             else:
                 lines.append(
@@ -475,7 +545,21 @@ class VenueOps:
                 )
         return lines
 
+    def _doctor_login(self, acct: Account, provider: Any, now: float) -> list[str]:
+        """TradeReady's health call takes the API key alone, so only a login proves the
+        secret: log in (it is not rate-limited and locks nobody out) unless a bearer is
+        cached.  Kiiex is not tried here beyond its health call: failed logins lock it."""
+        if provider.token_kind != "bearer" or provider.is_fresh(acct.token, now):
+            return []
+        try:
+            tok = self._token_for(acct, provider, now, path=None, force=False, explicit=False)
+        except KeywardError as err:
+            return [f"problem: the login failed: {err}"]
+        return [f"ok: logged in (the API secret is right); bearer valid until {iso(tok.expires_at)}"]
+
     def _doctor_skew(self, acct: Account, provider: Any, health: Health) -> list[str]:
+        if health.skew_s is None and health.status is None:
+            return ["info: no answer from the venue, so the clock skew is unknown"]
         if health.skew_s is None:
             return ["info: the venue sent no Date header: clock skew unknown"]
         life = self._lifetime(acct, provider)

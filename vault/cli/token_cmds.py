@@ -74,6 +74,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("label")
     p.set_defaults(func=cmd_doctor)
 
+    p = sub.add_parser(
+        "setting",
+        help="show or change an account's settings (token lifetime, health-check path, ...)",
+        usage="keyward setting LABEL [NAME [VALUE] | --unset NAME] [--json]",
+    )
+    p.add_argument("label")
+    p.add_argument("name", nargs="?")
+    p.add_argument("value", nargs="?")
+    p.add_argument("--unset", action="store_true", help="put NAME back to the venue's default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_setting)
+
 
 # --- token / headers / login ---------------------------------------------------------
 
@@ -241,9 +253,13 @@ def cmd_check(ctx: Context) -> int:
         for row in rows:
             ctx.out(_line(row))
             detail = row["message"]
-            if detail and detail != "ok":
+            if not detail or detail == "ok":
+                continue
+            if row["ok"]:  # "ok; note; note": one note a line
                 for part in detail.removeprefix("ok; ").split("; "):
                     ctx.out(f"    {part}")
+            else:  # one error: one line, what happened and what to do
+                ctx.out(f"    {detail}")
     return 0 if all(row["ok"] for row in rows) else 1
 
 
@@ -261,3 +277,37 @@ def cmd_doctor(ctx: Context) -> int:
     for line in lines:
         ctx.out(line)
     return 1 if any(line.startswith("problem:") for line in lines) else 0
+
+
+# --- setting -------------------------------------------------------------------------
+
+
+def cmd_setting(ctx: Context) -> int:
+    from ..ops import VenueOps
+
+    a = ctx.args
+    # Settings are not secrets: no unlock agent involved, the vault is changed directly.
+    ops = VenueOps(ctx.unlock(), clock=ctx.clock, notify=ctx.warn)
+    if a.name is not None and (a.value is None) != a.unset:
+        raise InputError(
+            "give NAME and a VALUE, or NAME with --unset",
+            hint=f"`keyward setting {a.label}` lists the settings and their defaults",
+        )
+    if a.name is None and a.unset:
+        raise InputError("--unset needs a NAME", hint=f"keyward setting {a.label} NAME --unset")
+    if a.name is not None:
+        for warning in ops.set_setting(a.label, a.name, None if a.unset else a.value):
+            ctx.warn(f"keyward: {warning}")
+    rows = [
+        {"name": spec.name, "value": value, "default": spec.default, "help": spec.help}
+        for spec, value in ops.settings(a.label)
+        if a.name is None or spec.name == a.name
+    ]
+    if a.json:
+        json.dump(rows, ctx.stdout, indent=2)
+        ctx.out()
+        return 0
+    for row in rows:
+        shown = f"{row['value']}" if row["value"] is not None else f"{row['default']} (default)"
+        ctx.out(f"{row['name']:<18} {shown:<28} {row['help']}")
+    return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
-from ..errors import InvalidCredential
+from ..errors import InputError, InvalidCredential
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -31,6 +31,58 @@ class FieldSpec:
         return self.prompt or self.name.replace("_", " ")
 
 
+@dataclass(frozen=True)
+class SettingSpec:
+    """A per-account setting (`keyward setting LABEL NAME VALUE`): never a secret."""
+
+    name: str
+    kind: str  # "seconds", "int" or "path"
+    default: Any
+    help: str
+    minimum: int = 1
+    maximum: int = 86400
+
+    def parse(self, raw: Any) -> Any:
+        """The validated value, from the command line's text or a Python value."""
+        if self.kind == "path":
+            return checked_path(raw, self.name)
+        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+            raw = int(raw.strip())
+        if isinstance(raw, bool) or not isinstance(raw, int) or not self.minimum <= raw <= self.maximum:
+            unit = " of seconds" if self.kind == "seconds" else ""
+            raise InputError(
+                f"{self.name} must be a whole number{unit} from {self.minimum} to {self.maximum}",
+                hint=f"the default is {self.default}",
+            )
+        return raw
+
+
+def checked_path(value: Any, name: str = "health_path") -> str:
+    """A path appended to the account's base URL.  It must start with "/": anything else
+    ("@host/...", "evil.example/...") could move the request, and its credentials, to
+    another host.  Settings travel in bundles, so this is checked on use too."""
+    if (
+        not isinstance(value, str)
+        or not value.startswith("/")
+        or len(value) > 512
+        or any(c.isspace() or ord(c) < 32 or c in "#\\" for c in value)
+    ):
+        raise InputError(
+            f"{name} must be a path starting with / (no spaces, no #)",
+            hint="e.g. /v1/position/funds; the account's base URL comes before it",
+        )
+    return value
+
+
+def health_path(account: Account, default: str) -> str:
+    """The account's health-check path: its `health_path` setting, else the venue's."""
+    value = account.settings.get("health_path")
+    return default if value in (None, "") else checked_path(value)
+
+
+HEALTH_PATH_HELP = "path of the health check's authenticated call, after the base URL"
+
+
 class Provider(Protocol):
     """What a venue module provides.  vault.ops drives these; nothing else calls them."""
 
@@ -41,6 +93,7 @@ class Provider(Protocol):
     default_env: str
     health_path: str  # default; per-account override in settings["health_path"]
     token_kind: str  # "jwt" (minted offline), "bearer"/"session" (online exchange)
+    settings: tuple[SettingSpec, ...]  # what `keyward setting` may change, per account
 
     def normalize(self, fields: Mapping[str, str]) -> dict[str, str]:
         """Validate and repair pasted credentials; raise InvalidCredential saying what's wrong."""

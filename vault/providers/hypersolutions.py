@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from ..errors import InvalidCredential
 from ..http import generic_error, header_rate_limit
 from ..model import Token
-from .base import FieldSpec, normalize_fields
+from .base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
 from .powertrade import lifetime_setting
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,6 +59,14 @@ class HyperSolutions:
     default_env = "prod"
     health_path = "/usage"
     token_kind = "jwt"
+    settings = (
+        SettingSpec(
+            "token_lifetime_s", "seconds", SIGNATURE_LIFETIME_S,
+            f"exp - now of each signature: {SIGNATURE_LIFETIME_S} s ({APP_SIGNATURE_LIFETIME_S} s in organisation mode) "
+            f"by default; the venue refuses more than {APP_SIGNATURE_LIFETIME_S} s",
+        ),
+        SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP),
+    )
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:
         out = normalize_fields(self, raw)
@@ -116,10 +124,10 @@ class HyperSolutions:
     # --- responses -------------------------------------------------------------------
 
     def health_request(self, account: Account) -> tuple[str, str, Any]:
-        return "GET", str(account.settings.get("health_path") or self.health_path), None
+        return "GET", health_path(account, self.health_path), None
 
     def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
-        """The /usage quota: the plan named by the `product` setting, else the tightest."""
+        """The /usage quota of the tightest plan (the fewest requests remaining)."""
         from ..model import RateLimit, parse_iso
 
         try:
@@ -162,7 +170,7 @@ class HyperSolutions:
         if status == 401 and "expired" in text:
             hint = f"the signature had expired by the venue's clock: check this machine's clock (`keyward doctor {label}`)"
         elif status == 401 and "future" in text:
-            hint = "token_lifetime_s is longer than the venue accepts (60 s at most): lower it"
+            hint = f"token_lifetime_s is longer than the venue accepts (60 s at most): `keyward setting {label} token_lifetime_s 15`"
         elif status == 401 and "app" in text:
             hint = "the organisation app key or app secret is wrong"
         elif status == 401 and "signature" in text:
@@ -197,6 +205,12 @@ class HyperSolutions:
         return out
 
     def warnings(self, account: Account) -> list[str]:
+        life = self.lifetime(account)
+        if life > APP_SIGNATURE_LIFETIME_S:
+            return [
+                f"warning: {account.label}: token_lifetime_s={life} exceeds the {APP_SIGNATURE_LIFETIME_S} s "
+                "Hyper Solutions accepts; the venue will refuse these signatures"
+            ]
         return []
 
 

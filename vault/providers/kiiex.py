@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import AccountLockedOut, AuthRejected, InvalidCredential, SecondFactorRequired, VenueError
 from ..http import Sender, generic_error, header_rate_limit, json_body
-from .base import FieldSpec, normalize_fields
+from .base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -61,6 +61,11 @@ class Kiiex:
     default_env = "prod"
     health_path = "/GetUserAccounts"
     token_kind = "session"
+    settings = (
+        SettingSpec("session_idle_s", "seconds", SESSION_IDLE_S, "how long a session lives after its last use"),
+        SettingSpec("oms_id", "int", 1, "the OMSId sent with the health call", maximum=1_000_000),
+        SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /GetUserAccountInfos)"),
+    )
     locks_out = True  # failed logins count towards a lock-out: vault.ops never retries them
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:
@@ -105,7 +110,8 @@ class Kiiex:
         sender = sender or Sender()
         headers, body = self.login_request(account)
         response = sender.send(
-            client, "POST", account.base_url + LOGIN_PATH, headers=headers, json=body, idempotent=False, venue=self.title
+            client, "POST", account.base_url + LOGIN_PATH, headers=headers, json=body, idempotent=False, venue=self.title,
+            label=account.label,
         )
         return self.parse_login(account, response, now)
 
@@ -159,7 +165,7 @@ class Kiiex:
 
     def health_request(self, account: Account) -> tuple[str, str, Any]:
         body = {"OMSId": account.settings.get("oms_id", 1), "UserId": int(account.fields["user_id"])}
-        return "POST", str(account.settings.get("health_path") or self.health_path), body
+        return "POST", health_path(account, self.health_path), body
 
     def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
         return header_rate_limit(response, now)  # none published; use them if sent

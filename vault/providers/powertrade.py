@@ -18,7 +18,7 @@ from ..errors import InputError, InvalidCredential
 from ..http import generic_error, header_rate_limit, safe_code
 from ..model import Token
 from ..pem import normalize_ec_p256_private_key
-from .base import FieldSpec, normalize_fields
+from .base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -34,7 +34,7 @@ DOCUMENTED_MAX_WINDOW_S = 30
 _HINTS = {
     "expired": "the token was already expired by the venue's clock: check this machine's clock (`keyward doctor {label}`)",
     "not_yet_valid": "the token is from the venue's future: this machine's clock runs ahead (`keyward doctor {label}`)",
-    "window_too_long": "set token_lifetime_s to 30 or less for this account",
+    "window_too_long": "the venue allows 30 s at most: `keyward setting {label} token_lifetime_s 30`",
     "bad_signature": "the private key does not match this API key, or belongs to another environment (test vs prod)",
     "unknown_key": "PowerTrade does not know this API key here: is it from another environment (test vs prod)?",
     "replayed_nonce": "another client used a higher nonce for this key; retry",
@@ -117,9 +117,24 @@ def lifetime_setting(account: Account, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 86400:
         raise InputError(
             f"token_lifetime_s of {account.label!r} must be a number of seconds from 1 to 86400",
-            hint=f"fix the setting (default {default})",
+            hint=f"`keyward setting {account.label} token_lifetime_s {default}` (the default)",
         )
     return int(value)
+
+
+def nonce_raced(response: httpx.Response) -> bool:
+    """A 401 that says only that a higher nonce arrived first.  Concurrent requests
+    (an AsyncClient's gather, threads sharing an auth) reach the venue in any order, so
+    this refusal is keyward's own doing, not the credentials': the request was refused
+    before anything ran, and signing it again (a newer nonce) is safe.  The body must
+    have been read."""
+    if response.status_code != 401:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error") == "replayed_nonce"
 
 
 class PowerTrade:
@@ -137,6 +152,13 @@ class PowerTrade:
     default_env = "prod"
     health_path = "/v1/position/funds"
     token_kind = "jwt"
+    settings = (
+        SettingSpec(
+            "token_lifetime_s", "seconds", DEFAULT_LIFETIME_S,
+            f"exp - iat of each token; PowerTrade's REST reference allows {DOCUMENTED_MAX_WINDOW_S} s at most",
+        ),
+        SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /v1/balance/funds_holdings)"),
+    )
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:
         out = normalize_fields(self, raw)
@@ -181,7 +203,7 @@ class PowerTrade:
     # --- responses -------------------------------------------------------------------
 
     def health_request(self, account: Account) -> tuple[str, str, Any]:
-        return "GET", str(account.settings.get("health_path") or self.health_path), None
+        return "GET", health_path(account, self.health_path), None
 
     def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
         return header_rate_limit(response, now)  # none documented; use them if sent

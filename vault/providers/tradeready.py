@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import AuthRejected
 from ..http import Sender, generic_error, header_rate_limit, json_body, safe_code
-from .base import FieldSpec, normalize_fields
+from .base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -67,6 +67,7 @@ class TradeReady:
     default_env = "prod"
     health_path = "/api/v1/account/info"
     token_kind = "bearer"
+    settings = (SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /api/v1/account/balance)"),)
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:
         return normalize_fields(self, raw)
@@ -102,6 +103,7 @@ class TradeReady:
             json={"api_key": account.fields["api_key"], "api_secret": account.fields["api_secret"]},
             idempotent=False,
             venue=self.title,
+            label=account.label,
         )
         self.raise_for_error(account, response)
         skew = sender.last.skew_s if sender.last is not None else None
@@ -157,7 +159,7 @@ class TradeReady:
     # --- responses -------------------------------------------------------------------
 
     def health_request(self, account: Account) -> tuple[str, str, Any]:
-        return "GET", str(account.settings.get("health_path") or self.health_path), None
+        return "GET", health_path(account, self.health_path), None
 
     def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
         return header_rate_limit(response, now)
