@@ -351,3 +351,32 @@ def test_a_truncated_or_foreign_bundle_is_one_line_and_imports_nothing(vault, ot
         assert r.code == 14, (size, r.both)
         assert r.err.count("\n") == 1 and "the bundle is damaged or not a bundle" in r.err and "vault file" not in r.err
     assert json.loads(other("list", "--json").out) == []
+
+
+def test_bundle_passphrase_is_prompted_twice_on_a_terminal(vault, other, sb, tmp_path):
+    accounts = _populate(vault, sb)
+    bundle = tmp_path / "typed.kwb"
+    child = spawn(vault, "export", "--encrypted", str(bundle), "kx")
+    child.expect("Passphrase for the bundle: ")
+    child.sendline("typed bundle passphrase")
+    child.expect(r"Passphrase for the bundle \(again\): ")
+    child.sendline("typed bundle passphrase, mistyped")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2 and "the two passphrases differ" in child.before and not bundle.exists()
+    child = spawn(vault, "export", "--encrypted", str(bundle), "kx")
+    child.expect("Passphrase for the bundle: ")
+    child.sendline("typed bundle passphrase")
+    child.expect(r"\(again\): ")
+    child.sendline("typed bundle passphrase")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and "exported 1 account to" in child.before
+    assert "typed bundle passphrase" not in child.before  # not echoed
+    child = spawn(other, "import", str(bundle))
+    child.expect("Bundle passphrase: ")
+    child.sendline("typed bundle passphrase")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and "imported 1 of 1" in child.before
+    assert stored(other.vault_path, "kx").fields == accounts["kx"][1]

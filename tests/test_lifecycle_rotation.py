@@ -275,3 +275,37 @@ def test_keys_past_due_are_marked_and_the_maximum_is_per_account(vault, sb):
     assert json.loads(vault("key-age", "old", "--json").out)[0]["key_overdue"] is True
     assert vault("rotate", "old", input=json.dumps(sb.issue("hypersolutions"))).code == 0
     assert json.loads(vault("key-age", "old", "--json").out)[0]["key_overdue"] is False
+
+
+# --- on a terminal ------------------------------------------------------------------------------------
+
+
+def test_rotate_on_a_terminal_asks_for_the_passphrase_then_a_hidden_paste(vault, sb):
+    """The interactive path: passphrase prompt first (a typo must not cost the one-time
+    secret), then the new key pasted without echo, verified against the venue."""
+    import os
+    import sys
+
+    import pexpect
+
+    from .conftest import REPO
+
+    first, second = sb.issue("powertrade"), sb.issue("powertrade")
+    assert vault("capture", "powertrade", "pt", "--base-url", sb.base_url("powertrade"), input=json.dumps(first)).code == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
+    child = pexpect.spawn(sys.executable, ["-m", "vault", "--vault", str(vault.vault_path), "rotate", "pt"],
+                          env=env, encoding="utf-8", timeout=30)
+    child.expect("Vault passphrase: ")
+    child.sendline(PASSPHRASE)
+    if child.expect([r"Paste the NEW credentials PowerTrade showed.*input is hidden", r"Upgrade\? \[y/N\] "]) == 1:
+        child.sendline("n")  # the test vault's cheap KDF: keep it
+        child.expect(r"Paste the NEW credentials PowerTrade showed.*input is hidden")
+    child.send(f"API Key: {second['api_key']}\r\r{second['private_key']}".replace("\n", "\r"))
+    child.send("\r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert "rotated pt: the new credential works" in child.before
+    acct = stored(vault.vault_path, "pt")
+    assert acct.fields == second and acct.generations[-1].fields == first
+    assert_no_secrets(secret_values("powertrade", first) + secret_values("powertrade", second), child.before)
