@@ -8,7 +8,8 @@
 2. Cold processes: `keyward token LABEL` against a minimal script that pays the same
    Argon2id unlock (small KDF: t=1, m=8 MiB, p=1), loads the PEM from a file and mints
    the same token with PyJWT.  `keyward token` also saves the vault (audit entry and
-   the token's expiry), which the script does not.
+   the token's expiry), which the script does not.  Then checks, with -X importtime,
+   that this path imports neither textual nor rich nor the dashboard (exit 1 if it does).
 
 Numbers are printed, not asserted: ratios are against the reference measured in this run.
 Run: python benchmarks/bench_mint.py
@@ -153,6 +154,14 @@ def cold_processes(runs: int = 9) -> None:
             b.append(timed(ref))
         a, b = statistics.median(a), statistics.median(b)
         row("keyward token (unlock + mint + audit save)", a, b, "ms")
+
+        # The CLI path must not load the dashboard: -X importtime lists every module.
+        probe = subprocess.run([sys.executable, "-X", "importtime", *ours[1:]], capture_output=True, text=True, env=env)
+        modules = [line.rsplit("|", 1)[-1].strip() for line in probe.stderr.splitlines() if line.startswith("import time:")]
+        heavy = sorted({m.split(".")[0] for m in modules if m.split(".")[0] in ("textual", "rich", "tui")})
+        print(f"  modules imported by `keyward token`: {len(modules)}; textual/rich/tui among them: {heavy or 'none'}")
+        if probe.returncode != 0 or heavy:
+            raise SystemExit("`keyward token` failed or imported the dashboard's modules")
 
 
 if __name__ == "__main__":
