@@ -380,3 +380,37 @@ def test_bundle_passphrase_is_prompted_twice_on_a_terminal(vault, other, sb, tmp
     child.close()
     assert child.exitstatus == 0 and "imported 1 of 1" in child.before
     assert stored(other.vault_path, "kx").fields == accounts["kx"][1]
+
+
+def test_a_bundle_carries_chosen_settings_only_and_checks_them(vault, other, sb, tmp_path, bundle_pass):
+    """Settings travel (a key-age maximum, a health path) but the exporting machine's
+    state does not (a recorded failed Kiiex login would stop keyward logging in on the
+    other side), and a crafted setting is refused before anything is imported."""
+    from vault import bundle as bundle_mod
+    from vault.service import VaultService
+
+    from .conftest import SMALL_KDF
+
+    kx = issue(sb, "kiiex")
+    assert vault("capture", "kiiex", "kx", "--base-url", sb.base_url("kiiex"), input=json.dumps(kx)).code == 0
+    assert vault("key-age", "kx", "--max-days", "30").code == 0
+    service = VaultService.unlock(vault.vault_path, PASSPHRASE)
+    service.update_account("kx", lambda a: a.settings.update({"login_failed_at": 1.0, "login_failure": "Locked",
+                                                               "oms_id": 7}))
+    path = tmp_path / "settings.kwb"
+    assert vault("export", "--encrypted", str(path), "--bundle-passphrase-file", str(bundle_pass)).code == 0
+    assert other("import", str(path), "--bundle-passphrase-file", str(bundle_pass)).code == 0
+    moved = stored(other.vault_path, "kx")
+    assert moved.settings == {"key_max_age_days": 30, "oms_id": 7}
+    assert other("check", "kx").code == 0  # not blocked by the other machine's failed login
+
+    crafted = service.get("kx")
+    crafted.settings = {"health_path": "@evil.example/steal"}
+    passphrase = bundle_pass.read_text().strip()
+    payload = {"bundle": 1, "created_at": 0, "accounts": [bundle_mod._moved(crafted) | {"label": "evil"}]}
+    payload["accounts"][0]["settings"] = {"health_path": "@evil.example/steal"}
+    blob = ff.encrypt_new(json.dumps(payload).encode(), passphrase, SMALL_KDF, magic=ff.MAGIC_BUNDLE)[2]
+    path.write_bytes(blob)
+    r = other("import", str(path), "--bundle-passphrase-file", str(bundle_pass))
+    assert r.code == 14 and "invalid setting 'health_path'" in r.err and r.err.count("\n") == 1
+    assert other.vault_path.exists() and VaultService.unlock(other.vault_path, PASSPHRASE).data.find("evil") is None

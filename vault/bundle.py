@@ -8,9 +8,11 @@ vault's) with a fresh salt and data key, and at least the default Argon2id cost
     {"bundle": 1, "created_at": <posix seconds>, "accounts": [<account>, ...]}
 
 where an account is the vault's account object reduced to what moves: label, venue, env,
-base_url, fields, created_at, rotated_at, notes, tags, settings.  Cached tokens, health,
-rate limits and retired generations stay behind (a token may be bound to this machine's
-IP; old generations are secrets nobody should need elsewhere).
+base_url, fields, created_at, rotated_at, notes, tags, and the settings a user chose (the
+venue's declared settings and the key-age maximum, validated again on import).  Cached
+tokens, health, rate limits, retired generations and a recorded failed login stay
+behind (a token may be bound to this machine's IP; old generations are secrets nobody
+should need elsewhere).
 
 Importing validates every account as if it were typed in (label rules, the venue's
 field checks, https-only base URLs) before touching the vault, then merges in one
@@ -57,11 +59,20 @@ def seal(accounts: list[Account], passphrase: str, kdf: ff.KdfParams, now: float
     payload = {
         "bundle": BUNDLE_VERSION,
         "created_at": now,
-        "accounts": [{k: getattr(a, k) for k in _MOVED} for a in accounts],
+        "accounts": [_moved(a) for a in accounts],
     }
     plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     _header, _key, blob = ff.encrypt_new(plaintext, passphrase, bundle_kdf(kdf), magic=ff.MAGIC_BUNDLE)
     return blob
+
+
+def _moved(acct: Account) -> dict[str, object]:
+    from .providers import get_provider
+
+    out = {k: getattr(acct, k) for k in _MOVED}
+    specs = {spec.name for spec in getattr(get_provider(acct.venue), "settings", ())}
+    out["settings"] = {k: v for k, v in acct.settings.items() if k in specs or k == KEY_AGE_SETTING}
+    return out
 
 
 def open_bundle(blob: bytes, passphrase: str) -> list[Account]:
@@ -104,7 +115,7 @@ def validate(entry: object) -> Account:
     base_url = entry.get("base_url")
     if not isinstance(base_url, str):
         raise CorruptVault(f"bundled account {label!r} has no base URL", hint="export it again")
-    settings = entry.get("settings") if isinstance(entry.get("settings"), dict) else {}
+    settings = portable_settings(provider, entry.get("settings"), label)
     tags = entry.get("tags") if isinstance(entry.get("tags"), list) else []
     created = entry.get("created_at")
     rotated = entry.get("rotated_at")
@@ -118,8 +129,34 @@ def validate(entry: object) -> Account:
         rotated_at=float(rotated) if isinstance(rotated, (int, float)) else None,
         notes=str(entry.get("notes") or ""),
         tags=[str(t) for t in tags],
-        settings=dict(settings),
+        settings=settings,
     )
+
+
+KEY_AGE_SETTING = "key_max_age_days"
+
+
+def portable_settings(provider, raw: object, label: str) -> dict[str, object]:
+    """The settings an account carries to another vault: the venue's declared settings
+    (checked like `keyward setting` checks them) and its key-age maximum.  Anything else
+    is state of the machine it came from (a recorded failed login that would stop
+    keyward logging in, say) or unknown, and stays behind."""
+    if not isinstance(raw, dict):
+        return {}
+    specs = {spec.name: spec for spec in getattr(provider, "settings", ())}
+    out: dict[str, object] = {}
+    for name, value in raw.items():
+        try:
+            if name in specs:
+                out[name] = specs[name].parse(value)
+            elif name == KEY_AGE_SETTING:
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+                    raise InputError("out of range", hint="")
+                out[name] = value
+        except InputError:
+            raise CorruptVault(f"bundled account {label!r} has an invalid setting {str(name)[:40]!r}",
+                               hint="fix it in the source vault (`keyward setting`), then export again") from None
+    return out
 
 
 # --- merging -------------------------------------------------------------------------------
