@@ -761,6 +761,13 @@ def test_config_endpoint_reads_and_sets_fields(sb: Sandbox, http: httpx.Client) 
         response = http.post(url, json=bad)
         assert response.status_code == 400 and response.json()["error"] == "bad_config"
     assert sb.config.rate_limit == 5  # a partly bad request changes nothing
+    # JSON as Python reads it takes NaN and Infinity; a NaN clock once broke every response.
+    for raw in (b'{"clock_offset_s": NaN}', b'{"rate_window_s": Infinity}', b'{"latency_ms": -5}',
+                b'{"rate_window_s": 0}', b'{"kiiex_lockout_after": 0}', b'{"kiiex_token_key": ""}'):
+        response = http.post(url, content=raw)
+        assert response.status_code == 400 and response.json()["error"] == "bad_config", raw
+    assert http.post(url, json={"clock_offset_s": -30, "rate_limit": 0}).status_code == 200  # both meaningful
+    assert http.get(sb.base_url("kiiex") + "/Ping").json() == {"msg": "PONG"}
 
 
 @pytest.mark.parametrize(

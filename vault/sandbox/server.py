@@ -37,6 +37,10 @@ MAX_BODY_BYTES = 1 << 20
 # --- configuration -------------------------------------------------------------------
 
 
+# Lower bounds of the numeric settings (0 unless named; clock_offset_s has none).
+_MINIMUM = {"rate_window_s": 0.001, "kiiex_lockout_after": 1, "kiiex_session_idle_s": 1, "tradeready_jwt_lifetime_s": 1}
+
+
 @dataclass
 class SandboxConfig:
     """Every knob of the sandbox.  Fields may be changed while the server runs."""
@@ -75,6 +79,13 @@ class SandboxConfig:
                 raise ValueError(f"{name} must be a number")
             if expected in (int, str) and not isinstance(value, expected):
                 raise ValueError(f"{name} must be {expected.__name__}")
+            # json.loads takes NaN and Infinity: a NaN clock broke every later response.
+            if expected in (int, float) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
+            if expected in (int, float) and name != "clock_offset_s" and value < _MINIMUM.get(name, 0):
+                raise ValueError(f"{name} must be at least {_MINIMUM.get(name, 0)}")
+            if expected is str and not value:
+                raise ValueError(f"{name} must not be empty")
         for name, value in changes.items():
             setattr(self, name, float(value) if type(current[name]) is float else value)
 
