@@ -529,3 +529,28 @@ def test_doctor_of_a_locked_kiiex_user_says_an_administrator_must_unlock_it(ops,
         ops.login("kx")
     problems = [line for line in ops.doctor("kx") if line.startswith("problem:")]
     assert len(problems) == 1 and "administrator must unlock it" in problems[0]
+
+
+def test_kiiex_session_expired_at_the_venue_is_reported_dropped_and_replaced_once(ops, service, sandbox, sandbox_account):
+    clock = {"t": time.time()}
+    sandbox.configure(kiiex_session_idle_s=60)
+    acct = sandbox_account("kiiex", "kx")
+    ops.clock = lambda: clock["t"]
+    first = ops.login("kx").token
+    sandbox.configure(clock_offset_s=120)  # two idle minutes pass at the venue
+    clock["t"] += 120
+    ops.set_setting("kx", "session_idle_s", 3600)  # keyward believes it still lives
+    health = ops.check("kx")
+    assert not health.ok and health.status == 401
+    assert "refused the session" in health.message and "keyward login kx" in health.message
+    assert service.get("kx").token is None  # dropped: the next call logs in, once
+    assert ops.headers("kx").headers["aptoken"] != first.value
+    assert sandbox.kiiex_attempts(acct.fields["user_id"]) == 2
+    assert ops.check("kx").ok
+
+
+def test_added_latency_shows_in_the_health_record(ops, sandbox, sandbox_account) -> None:
+    sandbox_account("hypersolutions", "hy")
+    sandbox.configure(latency_ms=300)
+    health = ops.check("hy")
+    assert health.ok and health.latency_ms >= 290
