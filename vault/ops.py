@@ -312,7 +312,7 @@ class VenueOps:
             return provider.mint(acct, now, self._keys) if provider.needs_token(acct, path) else None
         if not provider.needs_token(acct, path):
             return None
-        if not force and provider.is_fresh(acct.token, now):
+        if not force and provider.is_fresh(acct.token, now, acct):
             return acct.token
         return self._login(acct, provider, now, explicit=force if explicit is None else explicit, force=force)
 
@@ -321,7 +321,7 @@ class VenueOps:
         with self._login_lock(label):
             # Another thread may have logged in (or failed) while we waited for the lock.
             fresh, _ = self._lookup(label)
-            if not force and provider.is_fresh(fresh.token, now):
+            if not force and provider.is_fresh(fresh.token, now, fresh):
                 return fresh.token
             if not explicit:
                 self._refuse_if_blocked(fresh, provider)
@@ -372,8 +372,11 @@ class VenueOps:
 
     def _slide(self, acct: Account, provider: Any, tok: Token, now: float) -> Token:
         """A session about to be used lives `lifetime` from now; saved only now and then."""
-        slid = Token(tok.value, tok.issued_at, now + provider.lifetime(acct), tok.kind)
-        if tok.expires_at is None or slid.expires_at - tok.expires_at >= SLIDE_SAVE_S:
+        life = provider.lifetime(acct)
+        slid = Token(tok.value, tok.issued_at, now + life, tok.kind)
+        # Saved once it has moved 5 minutes, or a quarter of a shorter session's life,
+        # so the cached expiry never falls behind the refresh margin.
+        if tok.expires_at is None or slid.expires_at - tok.expires_at >= min(SLIDE_SAVE_S, life / 4):
             self._change(acct.label, lambda a, data: self._replace_token(a, tok, slid))
         return slid
 
@@ -549,7 +552,7 @@ class VenueOps:
         """TradeReady's health call takes the API key alone, so only a login proves the
         secret: log in (it is not rate-limited and locks nobody out) unless a bearer is
         cached.  Kiiex is not tried here beyond its health call: failed logins lock it."""
-        if provider.token_kind != "bearer" or provider.is_fresh(acct.token, now):
+        if provider.token_kind != "bearer" or provider.is_fresh(acct.token, now, acct):
             return []
         try:
             tok = self._token_for(acct, provider, now, path=None, force=False, explicit=False)

@@ -80,10 +80,13 @@ class Kiiex:
         value = account.settings.get("session_idle_s", SESSION_IDLE_S)
         return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else SESSION_IDLE_S
 
-    def is_fresh(self, token: Token | None, now: float) -> bool:
+    def is_fresh(self, token: Token | None, now: float, account: Account | None = None) -> bool:
+        """Live for a while yet: 5 minutes, or a quarter of the account's session_idle_s
+        when that is shorter (a 2-minute session must not mean a login per request)."""
         if token is None or token.kind != "session" or token.expires_at is None:
             return False
-        return token.expires_at - now > REFRESH_MARGIN_S
+        life = self.lifetime(account) if account is not None else SESSION_IDLE_S
+        return token.expires_at - now > min(REFRESH_MARGIN_S, life / 4)
 
     def needs_token(self, account: Account, path: str | None) -> bool:
         return True

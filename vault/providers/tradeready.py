@@ -83,7 +83,7 @@ class TradeReady:
             return REFRESH_MARGIN_S
         return min(REFRESH_MARGIN_S, max(0.0, token.expires_at - token.issued_at) / 4)
 
-    def is_fresh(self, token: Token | None, now: float) -> bool:
+    def is_fresh(self, token: Token | None, now: float, account: Account | None = None) -> bool:
         if token is None or token.kind != "bearer" or token.expires_at is None:
             return False
         return token.expires_at - now > self.refresh_margin(token)
