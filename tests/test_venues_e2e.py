@@ -582,3 +582,24 @@ def test_kiiex_short_session_in_steady_use_keeps_one_login(ops, service, sandbox
         offset += 30
         sandbox.configure(clock_offset_s=float(offset))
     assert sandbox.kiiex_attempts(acct.fields["user_id"]) == 1
+
+
+def test_powertrade_check_resends_once_when_another_client_raced_its_nonce(ops, sandbox, sandbox_account) -> None:
+    # A bot on the same key in another process: its newer nonce may arrive first.
+    import jwt as pyjwt
+
+    sandbox_account("powertrade", "pt")
+    seen: list[str] = []
+    answers = [httpx.Response(401, json={"error": "replayed_nonce", "message": "x"}), httpx.Response(200, json={})]
+
+    def venue(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["X-Power-Trade"])
+        return answers.pop(0) if answers else httpx.Response(401, json={"error": "replayed_nonce"})
+
+    ops._factory = lambda: make_client(transport=httpx.MockTransport(venue))
+    assert ops.check("pt").ok
+    nonces = [pyjwt.decode(t, options={"verify_signature": False})["nonce"] for t in seen]
+    assert len(nonces) == 2 and nonces[1] > nonces[0]
+    seen.clear()
+    health = ops.check("pt")  # raced twice: reported, not resent again
+    assert not health.ok and "replayed_nonce" in health.message and len(seen) == 2

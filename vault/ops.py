@@ -219,10 +219,17 @@ class VenueOps:
                 t = provider.mint(acct, self.clock(), self._keys) if provider.token_kind == "jwt" else tok
                 return provider.headers(acct, t, self.clock(), path)
 
-            response = sender.send(
-                self._http(), method, acct.base_url + path, headers=build, json=body, idempotent=True, venue=provider.title,
-                label=acct.label,
-            )
+            def send() -> httpx.Response:
+                return sender.send(
+                    self._http(), method, acct.base_url + path, headers=build, json=body, idempotent=True,
+                    venue=provider.title, label=acct.label,
+                )
+
+            response = send()
+            resend = getattr(provider, "resend_after", None)
+            if resend is not None and resend(response):
+                # A bot on the same key sent a newer nonce first: sign again, once.
+                response = send()
             provider.raise_for_error(acct, response)
             # A 200 that is not JSON (a captive portal, a proxy's error page, a cut-off
             # body) proves nothing about the account.

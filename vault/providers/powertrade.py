@@ -205,6 +205,10 @@ class PowerTrade:
     def health_request(self, account: Account) -> tuple[str, str, Any]:
         return "GET", health_path(account, self.health_path), None
 
+    def resend_after(self, response: httpx.Response) -> bool:
+        """Whether a refused call may be signed again and resent (see nonce_raced)."""
+        return nonce_raced(response)
+
     def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
         return header_rate_limit(response, now)  # none documented; use them if sent
 
