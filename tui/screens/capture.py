@@ -13,11 +13,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Select, Static
+from textual.widgets import Header, Input, Select, Static
 
 from vault.errors import KeywardError
 from vault.providers import VENUES, get_provider
 
+from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import PasteZone
 from ..workers import Job, error_line
 
@@ -81,7 +82,7 @@ class CaptureScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
-        with VerticalScroll(id="capture-box", classes="form-box"):
+        with VerticalScroll(id="capture-box", classes="form-box", can_focus=False):
             yield Static("Add an account", classes="form-title")
             yield Static(
                 "Paste what the venue showed you once: TradeReady's registration JSON, Kiiex's "
@@ -106,7 +107,7 @@ class CaptureScreen(Screen):
                 yield Input(placeholder="only for a custom environment (https://..., or http://127.0.0.1 for the sandbox)",
                             id="base-url")
             yield Static("", id="capture-message", classes="form-message")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     # --- recognising -------------------------------------------------------------------
 
@@ -161,6 +162,22 @@ class CaptureScreen(Screen):
         elif captured.env:
             self.query_one("#env", Select).value = captured.env
 
+    @on(Input.Changed, "#base-url")
+    def _base_url_typed(self, event: Input.Changed) -> None:
+        """Typing a base URL means a custom environment: say so in the environment box
+        rather than keep a named one (prod, most often) that the URL would not override."""
+        env = self.query_one("#env", Select)
+        if event.value.strip() and env.value != CUSTOM and self._venue() is not None:
+            env.value = CUSTOM
+
+    @on(Input.Submitted, "#label")
+    def _label_done(self) -> None:
+        self.focus_next()
+
+    @on(Input.Submitted, "#base-url")
+    def _base_url_done(self) -> None:
+        self.action_save()
+
     # --- saving ------------------------------------------------------------------------
 
     def _say(self, text: str, style: str = "red") -> None:
@@ -180,8 +197,24 @@ class CaptureScreen(Screen):
         base_url = self.query_one("#base-url", Input).value.strip() or None
         try:
             check_label(label)
-            if env == CUSTOM or env == Select.BLANK:
-                base, env_name = resolve_base_url(captured.venue, None, base_url or None)
+        except KeywardError as err:
+            self._say(str(err))
+            return
+        # Never fall back to a default environment behind the user's back: that is the
+        # venue's production host.  A custom environment needs its URL; a named one, none.
+        if env == CUSTOM and not base_url:
+            self._say("A custom environment needs its base URL: type it, or choose a named environment.")
+            return
+        if env not in (CUSTOM, Select.NULL) and base_url:
+            self._say(f"Both the environment {env} and a base URL are given: choose 'custom base URL' "
+                      "to use the URL, or clear it.")
+            return
+        if env == Select.NULL and not base_url:
+            self._say("Choose the environment (or type a custom base URL).")
+            return
+        try:
+            if base_url:
+                base, env_name = resolve_base_url(captured.venue, None, base_url)
             else:
                 base, env_name = resolve_base_url(captured.venue, str(env), None)
         except KeywardError as err:
