@@ -7,7 +7,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
+
+from ..widgets.key_footer import KeyFooter
 
 from vault.model import iso
 
@@ -21,7 +23,7 @@ class AuditScreen(Screen):
         yield Header(show_clock=False, icon="")
         yield Static("", id="chain")
         yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

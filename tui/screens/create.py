@@ -6,10 +6,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, LoadingIndicator, Static
+from textual.widgets import LoadingIndicator, Static
 from textual.worker import Worker, WorkerState
 
 from ..passphrase import estimate
+from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import SecretInput
 from ..widgets.strength_meter import StrengthMeter
 from ..workers import error_line
@@ -36,7 +37,7 @@ class CreateScreen(Screen):
                     yield LoadingIndicator()
                     yield Static("deriving key…")
                 yield Static("", id="create-message")
-        yield Footer()
+        yield KeyFooter(compact=False)
 
     def on_secret_input_changed(self, event: SecretInput.Changed) -> None:
         if event.entry.id == "new-passphrase":

@@ -8,10 +8,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, ProgressBar, Static
+from textual.widgets import DataTable, Header, Input, ProgressBar, Static
 
 from ..widgets.accounts_table import AccountsTable, Row
 from ..widgets.countdown import duration
+from ..widgets.key_footer import KeyFooter
 from ..widgets.status_line import StatusLine
 
 
@@ -19,19 +20,30 @@ class DashboardScreen(Screen):
     CSS_PATH = "dashboard.tcss"
     AUTO_FOCUS = "#accounts"
     BINDINGS = [
-        Binding("m", "mint", "Mint", id="account.mint", tooltip="Mint or refresh the selected account's token"),
-        Binding("c", "copy('token')", "Copy", id="account.copy", tooltip="Copy the token (auto-cleared)"),
-        Binding("C", "copy('headers')", "Copy headers", show=False, id="account.copy_headers"),
-        Binding("r", "rotate", "Rotate", id="account.rotate"),
-        Binding("e", "export", "Export", id="account.export"),
-        Binding("a", "add", "Add", id="vault.add", tooltip="Add an account: paste what the venue showed"),
-        Binding("d", "delete", "Delete", id="account.delete"),
-        Binding("h", "check", "Check", id="account.check"),
-        Binding("H", "check_all", "Check all", id="vault.check_all"),
-        Binding("slash", "filter", "Filter", key_display="/", id="vault.filter"),
-        Binding("enter", "detail", "Detail", id="account.detail"),
-        Binding("u", "audit", "Audit", id="vault.audit"),
-        Binding("s", "settings", "Settings", id="vault.settings"),
+        Binding("m", "mint", "Mint", id="account.mint",
+                tooltip="Mint a token, or refresh it (log in again) for the selected account"),
+        Binding("c", "copy('token')", "Copy", id="account.copy",
+                tooltip="Copy the token; the clipboard is cleared after the clipboard time"),
+        Binding("C", "copy('headers')", "Headers", id="account.copy_headers",
+                tooltip="Copy the request headers as JSON; cleared like the token"),
+        Binding("r", "rotate", "Rotate", id="account.rotate",
+                tooltip="Rotate: new credentials in, verified against the venue, the old set kept"),
+        Binding("e", "export", "Export", id="account.export",
+                tooltip="Export: an encrypted bundle, or a plaintext file after a tick box"),
+        Binding("a", "add", "Add", id="vault.add",
+                tooltip="Add or capture an account: paste what the venue showed once"),
+        Binding("d", "delete", "Delete", id="account.delete",
+                tooltip="Delete the account, after typing its label"),
+        Binding("h", "check", "Check", id="account.check", tooltip="Check the selected account against its venue"),
+        Binding("H", "check_all", "Check all", id="vault.check_all",
+                tooltip="Check every account shown, with a progress bar"),
+        Binding("slash", "filter", "Filter", key_display="/", id="vault.filter",
+                tooltip="Filter by label, venue, environment or tag (esc clears)"),
+        Binding("enter", "detail", "Detail", id="account.detail",
+                tooltip="Detail: fields, decoded token, headers, generations, audit, rate-limit sparkline"),
+        Binding("u", "audit", "Audit", id="vault.audit", tooltip="The audit trail, with its hash-chain check"),
+        Binding("s", "settings", "Settings", id="vault.settings",
+                tooltip="Settings: auto-lock, clipboard clearing, key maximum age"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="vault.clear_filter"),
     ]
 
@@ -47,7 +59,7 @@ class DashboardScreen(Screen):
         )
         yield ProgressBar(id="check-progress", show_eta=False)
         yield StatusLine(id="status")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = self.app.session.vault_name if self.app.session else ""
@@ -170,7 +182,9 @@ class DashboardScreen(Screen):
 
     def action_filter(self) -> None:
         self.add_class("-filtering")
-        self.query_one("#filter", Input).focus()
+        # At once, not through Widget.focus (a callback queued behind the keys already
+        # typed): "/ki" typed fast must filter on "ki", not lose it to the table.
+        self.set_focus(self.query_one("#filter", Input))
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

@@ -6,25 +6,32 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 
 from ..widgets.detail_pane import REVEAL_SECONDS, DetailPane
+from ..widgets.key_footer import KeyFooter
 from ..workers import Job, error_line
 
 
 class DetailScreen(Screen):
     CSS_PATH = "detail.tcss"
     BINDINGS = [
-        Binding("escape", "back", "Back", id="detail.back"),
-        Binding("v", "reveal", "Reveal", id="detail.reveal", tooltip="Show the highlighted field for 10 s"),
-        Binding("m", "mint", "Mint", id="detail.mint"),
-        Binding("c", "copy('token')", "Copy", id="detail.copy"),
-        Binding("C", "copy('headers')", "Copy headers", show=False, id="detail.copy_headers"),
-        Binding("h", "check", "Check", id="detail.check"),
-        Binding("r", "rotate", "Rotate", id="detail.rotate"),
-        Binding("e", "export", "Export", id="detail.export"),
-        Binding("d", "delete", "Delete", id="detail.delete"),
-        Binding("t", "auto_refresh", "Auto-refresh", id="detail.auto_refresh"),
+        Binding("escape", "back", "Back", id="detail.back", tooltip="Back to the dashboard"),
+        Binding("v", "reveal", "Reveal", id="detail.reveal",
+                tooltip="Reveal the highlighted field for 10 s (recorded in the audit trail)"),
+        Binding("m", "mint", "Mint", id="detail.mint", tooltip="Mint a token, or refresh it (log in again)"),
+        Binding("c", "copy('token')", "Copy", id="detail.copy",
+                tooltip="Copy the token; the clipboard is cleared after the clipboard time"),
+        Binding("C", "copy('headers')", "Headers", id="detail.copy_headers",
+                tooltip="Copy the request headers as JSON; cleared like the token"),
+        Binding("h", "check", "Check", id="detail.check", tooltip="Check the account against its venue"),
+        Binding("r", "rotate", "Rotate", id="detail.rotate",
+                tooltip="Rotate: new credentials in, verified against the venue, the old set kept"),
+        Binding("e", "export", "Export", id="detail.export",
+                tooltip="Export: an encrypted bundle, or a plaintext file after a tick box"),
+        Binding("d", "delete", "Delete", id="detail.delete", tooltip="Delete the account, after typing its label"),
+        Binding("t", "auto_refresh", "Auto-refresh", id="detail.auto_refresh",
+                tooltip="Switch auto-refresh on or off: renew the token before it expires"),
     ]
 
     def __init__(self, label: str) -> None:
@@ -34,7 +41,7 @@ class DetailScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
         yield DetailPane(id="pane")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     @property
     def pane(self) -> DetailPane:

@@ -7,7 +7,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
+
+from ..widgets.key_footer import KeyFooter
 
 EXTRA = (
     ("ctrl+p", "Command palette: every action for every account, settings, audit, masked screenshot"),
@@ -25,6 +27,11 @@ def _keys(binding: Binding) -> str:
     return binding.key_display or binding.key
 
 
+def _text(binding: Binding) -> str:
+    """The footer's word, and what it does in full when the binding says (its tooltip)."""
+    return binding.tooltip or binding.description
+
+
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = "help.tcss"
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
@@ -34,9 +41,9 @@ class HelpScreen(ModalScreen[None]):
         bindings = [b for b in getattr(type(over), "BINDINGS", []) if isinstance(b, Binding)]
         from ..app import KeywardApp
 
-        self.rows = [(_keys(b), b.description or b.action) for b in bindings if b.description]
-        self.rows += [(_keys(b), b.description) for b in KeywardApp.BINDINGS if isinstance(b, Binding)]
-        self.rows += list(EXTRA)
+        app_bindings = [b for b in KeywardApp.BINDINGS if isinstance(b, Binding)]
+        self.rows = [(_keys(b), _text(b)) for b in bindings + app_bindings if b.description]
+        self.rows += [row for row in EXTRA if row[0] not in {k for k, _ in self.rows}]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
@@ -47,4 +54,4 @@ class HelpScreen(ModalScreen[None]):
                 table.add_row(key, text)
             yield table
             yield Static("\n".join(f"• {n}" for n in NOTES), id="help-notes")
-        yield Footer()
+        yield KeyFooter(compact=False)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, LoadingIndicator, Static
+from textual.widgets import LoadingIndicator, Static
 from textual.worker import Worker, WorkerState
 
+from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import SecretInput
 from ..workers import error_line
 from ._common import display_path
@@ -34,7 +35,7 @@ class UnlockScreen(Screen):
                     yield LoadingIndicator()
                     yield Static("deriving key…")
                 yield Static(self.message, id="unlock-message")
-        yield Footer()
+        yield KeyFooter(compact=False)
 
     def on_secret_input_submitted(self, event: SecretInput.Submitted) -> None:
         event.stop()

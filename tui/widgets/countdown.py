@@ -69,17 +69,19 @@ def bar(fraction: float, cells: int = BAR_CELLS) -> tuple[str, str]:
     return "▰" * filled, "▱" * (cells - filled)
 
 
-def rate_cell(rl: RateLimit | None, now: float) -> Text:
+def rate_cell(rl: RateLimit | None, now: float, short: bool = False) -> Text:
+    """remaining/limit as a bar and the reset countdown; `short`: a 3-cell bar and no
+    countdown (narrow terminals; the detail screen shows it all)."""
     if rl is None or rl.limit is None or rl.remaining is None or rl.limit <= 0:
         return NONE
     fraction = rl.remaining / rl.limit
     style = "red" if fraction < 0.1 else "yellow" if fraction < 0.25 else "cyan"
-    full, empty = bar(fraction)
+    full, empty = bar(fraction, 3 if short else BAR_CELLS)
     text = Text()
     text.append(full, style=style)
     text.append(empty, style="dim")
     text.append(f" {rl.remaining}/{rl.limit}")
-    if rl.reset_at is not None and rl.reset_at > now:
+    if not short and rl.reset_at is not None and rl.reset_at > now:
         text.append(f" ↻{duration(rl.reset_at - now)}", style="dim")
     return text
 
@@ -97,7 +99,9 @@ def skew_warning(health: Health | None, token: Token | None = None) -> str:
     return f"skew {health.skew_s:+.0f}s"
 
 
-def health_cell(health: Health | None, now: float, token: Token | None = None) -> Text:
+def health_cell(health: Health | None, now: float, token: Token | None = None, short: bool = False) -> Text:
+    """ok or failing, latency, last checked, and the clock-skew warning when there is one;
+    `short` (narrow terminals): no latency, and the warning instead of the time."""
     if health is None:
         return Text("unchecked", style="dim")
     text = Text()
@@ -106,9 +110,10 @@ def health_cell(health: Health | None, now: float, token: Token | None = None) -
     else:
         text.append("✖ failing", style="bold red")
     skew = skew_warning(health, token)
-    if health.latency_ms is not None and not skew:  # the warning matters more than latency
+    if health.latency_ms is not None and not skew and not short:  # the warning matters more than latency
         text.append(f" {health.latency_ms:.0f}ms")
-    text.append(f" {ago(now - health.checked_at)}", style="dim")
+    if not (short and skew):
+        text.append(f" {ago(now - health.checked_at)}", style="dim")
     if skew:
         text.append(f" ⚠ {skew}", style="bold yellow")
     return text
