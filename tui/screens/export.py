@@ -9,11 +9,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Checkbox, Footer, Header, Input, RadioButton, RadioSet, Static
+from textual.widgets import Checkbox, Header, Input, RadioButton, RadioSet, Static
 
 from ..passphrase import estimate
+from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import SecretInput
 from ..widgets.strength_meter import StrengthMeter
 from ..workers import Job, error_line
@@ -28,6 +29,7 @@ FORMATS = (
 
 class ExportScreen(Screen):
     CSS_PATH = ["form.tcss", "export.tcss"]
+    AUTO_FOCUS = "#format"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="export.cancel"),
         Binding("ctrl+s", "write", "Write", id="export.write"),
@@ -39,7 +41,7 @@ class ExportScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="")
-        with VerticalScroll(id="export-box", classes="form-box"):
+        with VerticalScroll(id="export-box", classes="form-box", can_focus=False):
             yield Static(f"Export {self.label}", classes="form-title")
             with RadioSet(id="format"):
                 for i, (_, text, _) in enumerate(FORMATS):
@@ -47,7 +49,7 @@ class ExportScreen(Screen):
             with Horizontal(classes="form-row"):
                 yield Static("File", classes="form-label")
                 yield Input(value=self._default_path("bundle"), id="path")
-            with VerticalScroll(id="bundle-fields"):
+            with Vertical(id="bundle-fields"):
                 yield Static("A passphrase for the bundle (not the vault's):", classes="form-help")
                 yield SecretInput("bundle passphrase", id="bundle-passphrase")
                 yield StrengthMeter(id="bundle-meter")
@@ -55,7 +57,7 @@ class ExportScreen(Screen):
             yield Checkbox("I understand this file holds the secrets in plaintext; I will delete it when done",
                            id="plaintext-ok")
             yield Static("", id="export-message", classes="form-message")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def _default_path(self, fmt: str) -> str:
         ext = next(e for f, _, e in FORMATS if f == fmt)
@@ -77,6 +79,23 @@ class ExportScreen(Screen):
         fmt = self.fmt
         self.query_one("#path", Input).value = self._default_path(fmt)
         self._show_for(fmt)
+
+    # Enter moves on to the next field, and writes from the last one: a passphrase typed
+    # after an Enter must land in the next secret entry, never in the plain file box.
+    @on(Input.Submitted, "#path")
+    def _path_done(self) -> None:
+        target = "#bundle-passphrase" if self.fmt == "bundle" else "#plaintext-ok"
+        self.query_one(target).focus()
+
+    @on(SecretInput.Submitted, "#bundle-passphrase")
+    def _first_done(self, event: SecretInput.Submitted) -> None:
+        event.stop()
+        self.query_one("#bundle-repeat", SecretInput).focus()
+
+    @on(SecretInput.Submitted, "#bundle-repeat")
+    def _second_done(self, event: SecretInput.Submitted) -> None:
+        event.stop()
+        self.action_write()
 
     @on(SecretInput.Changed, "#bundle-passphrase")
     def _measure(self, event: SecretInput.Changed) -> None:

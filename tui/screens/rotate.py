@@ -13,11 +13,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from vault.errors import KeywardError
 from vault.providers import get_provider
 
+from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import PasteZone
 from ..workers import Job, error_line
 from .capture import describe_captured
@@ -53,7 +54,7 @@ class RotateScreen(Screen):
         acct = self._account
         title = get_provider(acct.venue).title if acct else "?"
         yield Header(show_clock=False, icon="")
-        with VerticalScroll(id="rotate-box", classes="form-box"):
+        with VerticalScroll(id="rotate-box", classes="form-box", can_focus=False):
             yield Static(f"Rotate {self.label} ({title})", classes="form-title")
             yield Static("", id="steps")
             if self.by_api:
@@ -72,7 +73,7 @@ class RotateScreen(Screen):
                 yield PasteZone("paste the NEW credentials here; ctrl+u clears", id="paste")
             yield Static("", id="rotate-recognised")
             yield Static("", id="rotate-message", classes="form-message")
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._draw_steps()

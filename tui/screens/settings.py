@@ -7,8 +7,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
+from ..widgets.key_footer import KeyFooter
 from ..workers import Job, error_line
 
 # name, label, unit, minimum, maximum
@@ -21,6 +22,7 @@ FIELDS = (
 
 class SettingsScreen(Screen):
     CSS_PATH = ["form.tcss", "settings.tcss"]
+    AUTO_FOCUS = "#auto_lock_minutes"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="settings.cancel"),
         Binding("ctrl+s", "save", "Save", id="settings.save"),
@@ -29,7 +31,7 @@ class SettingsScreen(Screen):
     def compose(self) -> ComposeResult:
         settings = self.app.session.settings if self.app.session else None
         yield Header(show_clock=False, icon="")
-        with VerticalScroll(id="settings-box", classes="form-box"):
+        with VerticalScroll(id="settings-box", classes="form-box", can_focus=False):
             yield Static("Settings", classes="form-title")
             yield Static("Stored in the vault: they apply to every keyward process that opens it.", classes="form-help")
             for name, label, unit, low, high in FIELDS:
@@ -38,7 +40,11 @@ class SettingsScreen(Screen):
                     yield Input(str(getattr(settings, name, "")), type="integer", id=name, classes="number")
                     yield Static(f"{unit} ({low}-{high})", classes="unit")
             yield Static("", id="settings-message", classes="form-message")
-        yield Footer(compact=True)
+        yield KeyFooter()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_save()
 
     def action_save(self) -> None:
         values: dict[str, int] = {}
