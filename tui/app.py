@@ -61,9 +61,10 @@ class KeywardApp(App[None]):
     ALLOW_SELECT = False
     COMMANDS = App.COMMANDS | {_account_commands}
     BINDINGS = [
-        Binding("l", "lock", "Lock", id="app.lock", tooltip="Drop the decrypted vault and show the unlock screen"),
-        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("l", "lock", "Lock", id="app.lock", tooltip="Lock: drop the decrypted vault and show the unlock screen"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help", tooltip="Help: every key of this screen"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True,
+                tooltip="Quit (the clipboard is cleared and the vault dropped first)"),
     ]
 
     def __init__(
@@ -76,14 +77,16 @@ class KeywardApp(App[None]):
         ops_factory: Callable[[Any], Any] | None = None,
         kdf: Any = None,
         banner: str = "",
+        notice: str = "",
         watch: bool = True,
     ) -> None:
         """`service`: an unlocked VaultService to start on the dashboard (None: unlock or
         create screen).  `clock`: POSIX seconds, for every countdown, the idle timer and
         the services this app builds.  `client_factory`: the HTTP client VenueOps uses.
         `kdf`: Argon2id parameters for a vault created here.  `banner`: one line shown on
-        the dashboard and the unlock screen (the demo's passphrase).  `watch`: run the
-        timer (tests that drive `tick()` themselves turn it off)."""
+        the dashboard and the unlock screen (the demo's passphrase).  `notice`: a line for
+        the first unlock screen (why an unlock agent did not open the vault).  `watch`: run
+        the timer (tests that drive `tick()` themselves turn it off)."""
         super().__init__()
         self._close_leaks()
         self.vault_path = Path(vault_path)
@@ -92,6 +95,7 @@ class KeywardApp(App[None]):
         self._ops_factory = ops_factory
         self.kdf = kdf
         self.banner = banner
+        self.notice = notice
         self.watch = watch
         self.jobs = Jobs()
         self.actions = AccountActions(self)
@@ -120,6 +124,10 @@ class KeywardApp(App[None]):
         fields dict) would land on the terminal.  Say what the CLI says instead."""
         from rich.text import Text
 
+        try:  # what we copied must not outlive us, crash or not
+            self.clear_clipboard()
+        except Exception:  # noqa: BLE001 - already failing; the report matters more
+            pass
         self.bell()
         if os.environ.get("KEYWARD_DEBUG"):
             from rich.traceback import Traceback
@@ -229,13 +237,41 @@ class KeywardApp(App[None]):
             except RuntimeError:  # the app is closing
                 pass
 
+    # --- signals ---------------------------------------------------------------------------
+
+    _SIGNALS = ("SIGHUP", "SIGTERM")
+
+    def _catch_signals(self) -> None:
+        """A closed terminal (SIGHUP) or a kill (SIGTERM) would end the process where it
+        stands: the clipboard keeps the token and `keyward demo` leaves its vault in /tmp.
+        Quit the normal way instead.  (The loop removes its handlers when it closes.)"""
+        import asyncio
+        import signal
+
+        if self.is_headless:
+            return
+        loop = asyncio.get_running_loop()
+        for name in self._SIGNALS:
+            try:
+                loop.add_signal_handler(getattr(signal, name), self._signalled)
+            except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+                pass  # not on this platform, or not the main thread
+
+    def _signalled(self) -> None:
+        self.clear_clipboard()
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        self.exit(return_code=1)
+
     def on_mount(self) -> None:
+        self._catch_signals()
         if self.watch:
             self.set_interval(1.0, self.tick, name="keyward tick")
         if self.session is not None:
             self._show_vault()
         else:
-            self._show_gate()
+            self._show_gate(self.notice)
 
     def _switch_base(self, factory: Callable[[], Screen], kind: str) -> None:
         """Replace every screen with one new base screen.  The old stack is dropped, so no

@@ -50,18 +50,22 @@ def open_dashboard(ctx: Context) -> int:
     if warning:
         ctx.warn(warning)
     service = None
+    said: list[str] = []
     if ctx.vault_path.exists():
-        service = ctx.unlock() if ctx.passphrase_file else service_from_agent(ctx)
+        service = ctx.unlock() if ctx.passphrase_file else service_from_agent(ctx, said)
     from tui.app import KeywardApp
 
-    app = KeywardApp(ctx.vault_path, service=service, clock=ctx.clock)
+    # Why the agent did not open the vault goes on the unlock screen too: the line on
+    # stderr is hidden behind the dashboard until it closes.
+    app = KeywardApp(ctx.vault_path, service=service, clock=ctx.clock, notice=" ".join(said))
     app.run()
     return app.return_code or 0
 
 
-def service_from_agent(ctx: Context) -> VaultService | None:
+def service_from_agent(ctx: Context, said: list[str] | None = None) -> VaultService | None:
     """The vault opened from an agent started with `keyward unlock --dashboard`, or None
-    (no agent, or one that does not share the vault: the unlock screen asks instead)."""
+    (no agent, or one that does not share the vault: the unlock screen asks instead).
+    Why an agent refused is warned on stderr and, with `said`, appended to it."""
     from ..agent.client import connect
     from ..errors import KeywardError
 
@@ -73,6 +77,8 @@ def service_from_agent(ctx: Context) -> VaultService | None:
             key = client.open_vault()
     except KeywardError as err:
         ctx.warn(f"keyward: {err}")
+        if said is not None:
+            said.append(f"{err}.")
         return None
     except Exception:  # the agent died mid-answer: fall back to the passphrase
         return None
@@ -171,6 +177,15 @@ def build_demo(
     return Demo(service, passphrase, labels)
 
 
+def demo_banner(passphrase: str, vault_path: Path, sandbox_url: str) -> str:
+    """The demo's two lines above the table: what it is, its passphrase (to try lock and
+    unlock), and where to point the CLI and the sandbox's fault switches meanwhile."""
+    return (f"DEMO: a throwaway vault on a local sandbox (fake venues, no money). "
+            f"Passphrase: {passphrase} (l locks).\n"
+            f"Try the CLI beside it: keyward --vault {vault_path} list  ·  "
+            f"sandbox faults: {sandbox_url}/_sandbox/config")
+
+
 def cmd_demo(ctx: Context) -> int:
     """Start the sandbox in-process, build a throwaway vault, open the dashboard unlocked."""
     _need_terminal(ctx)
@@ -183,8 +198,8 @@ def cmd_demo(ctx: Context) -> int:
         demo = build_demo(Path(tmp) / "demo.kw", sandbox, clock=ctx.clock)
         from tui.app import KeywardApp
 
-        banner = (f"DEMO: a throwaway vault on the local sandbox (fake venues, fake money). "
-                  f"Passphrase: {demo.passphrase}  (l locks; unlock with it)")
-        app = KeywardApp(Path(tmp) / "demo.kw", service=demo.service, clock=ctx.clock, banner=banner)
+        path = Path(tmp) / "demo.kw"
+        banner = demo_banner(demo.passphrase, path, sandbox.url)
+        app = KeywardApp(path, service=demo.service, clock=ctx.clock, banner=banner)
         app.run()
         return app.return_code or 0
