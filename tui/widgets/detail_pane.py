@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import ScrollableContainer, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
@@ -26,6 +26,7 @@ from . import countdown
 from .sparkline import RateSparkline
 
 REVEAL_SECONDS = 10
+STACK_BELOW = 110  # cells: narrower than this, the two columns are stacked
 
 
 def decode_token(value: str, secrets: set[str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -66,7 +67,7 @@ class DetailPane(Widget):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="detail-title")
-        with Horizontal(id="detail-columns"):
+        with ScrollableContainer(id="detail-columns", can_focus=False):
             with VerticalScroll(id="detail-left"):
                 yield Static("Fields", classes="section")
                 yield DataTable(id="fields", cursor_type="row", show_header=False)
@@ -84,6 +85,13 @@ class DetailPane(Widget):
                 yield Static("", id="generations")
                 yield Static("Recent audit", classes="section")
                 yield Static("", id="audit")
+
+    def on_resize(self) -> None:
+        # Side by side needs the left column's 64 cells and room for the right one's
+        # bars and audit lines; narrower, the right column goes under the left.
+        stacked = self.size.width < STACK_BELOW
+        self.set_class(stacked, "-stacked")
+        self.query_one("#detail-columns").can_focus = stacked  # then it is the one that scrolls
 
     def on_mount(self) -> None:
         table = self.query_one("#fields", DataTable)
@@ -106,9 +114,10 @@ class DetailPane(Widget):
         self._account = acct
         self._secret_fields = secret_names(provider)
         env = views.env_name(acct)
-        self.query_one("#detail-title", Static).update(
-            Text.assemble((acct.label, "bold"), f"  {provider.title} · {env} · ", (acct.base_url, "dim"))
-        )
+        title = Text.assemble((acct.label, "bold"), f"  {provider.title} · {env} · ", (acct.base_url, "dim"))
+        if acct.notes:
+            title.append(f"\n{acct.notes}", style="italic")
+        self.query_one("#detail-title", Static).update(title)
         table = self.query_one("#fields", DataTable)
         masked = views.masked_fields(acct)
         order = list(masked)
@@ -138,7 +147,8 @@ class DetailPane(Widget):
             return Text("none yet: press m to mint or log in", style="dim")
         out = Text()
         out.append(f"{tok.kind}", style="bold")
-        out.append(f"  issued {iso(tok.issued_at)}  expires {iso(tok.expires_at) or 'never'}\n")
+        out.append(f"  issued {iso(tok.issued_at)}\n")
+        out.append(" " * len(tok.kind) + f"  expires {iso(tok.expires_at) or 'never'}\n")
         decoded = decode_token(tok.value, {acct.fields[n] for n in self._secret_fields if n in acct.fields})
         if decoded is None:
             out.append("opaque token: nothing to decode", style="dim")
@@ -181,7 +191,14 @@ class DetailPane(Widget):
         out = Text()
         for name, value in headers.items():
             out.append(f"{name}: ", style="bold")
-            out.append((value if value in plain else views.mask(value)) + "\n")
+            scheme, _, rest = value.partition(" ")
+            if value in plain:
+                shown = value
+            elif rest and scheme in ("Bearer", "Basic", "Token"):
+                shown = f"{scheme} {views.mask(rest)}"  # the scheme is no secret
+            else:
+                shown = views.mask(value)
+            out.append(shown + "\n")
         self.query_one("#headers", Static).update(out if headers else Text("none", style="dim"))
 
     def headers_failed(self, line: str) -> None:
