@@ -111,6 +111,11 @@ def estimate(passphrase: str) -> Strength:
     squashed = re.sub(r"[\s\-_.]+", "", passphrase.lower())
     common = squashed in COMMON or re.sub(r"[0-9!@#$%^&*]+$", "", squashed) in COMMON
     unit = _repeated_unit(passphrase)
+    segments = _words(passphrase)
+    distinct = list(dict.fromkeys(w.lower() for w in segments))
+    if len(segments) >= 2 and len(distinct) < len(segments):
+        # "x7Kq-x7Kq-x7Kq" or "Sunflower7 Sunflower7 blue": a repeated segment is worth one copy
+        unit = " ".join(distinct) if len(distinct) > 1 else distinct[0]
     eff_len, findings = _effective_length(unit)
     if unit != passphrase:
         findings.insert(0, "repeats itself")
@@ -133,5 +138,5 @@ def estimate(passphrase: str) -> Strength:
         reason = f"too predictable (about {bits:.0f} bits){why}: add random words or characters"
     ok = not reason
     if not ok:
-        score = min(score, 2)
+        score = min(score, 1)  # a refused passphrase never reads "fair"
     return Strength(round(bits, 1), score, ok, reason)
