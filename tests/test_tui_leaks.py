@@ -288,3 +288,62 @@ def test_a_crash_report_shows_no_local_variables(tmp_path: Path, capsys: pytest.
     assert "internal error (RuntimeError)" in out.err + out.out
     assert SECRET_MARKER not in out.err + out.out
     assert json.dumps(out.err)  # readable, not a binary dump
+
+
+async def test_no_passphrase_in_any_worker_description(tmp_path: Path, workers_seen: Recorder) -> None:
+    """Every passphrase the dashboard takes (a new vault's, the unlock's, an export
+    bundle's) runs through a worker: none may show in a worker's repr, name or
+    description, where Textual's logs and devtools would print it."""
+    vault_pass = "lantern granite mosaic velvet"
+    bundle_pass = "orchard basalt nimbus quartz"
+    path = tmp_path / "new" / "vault.kw"
+    app = KeywardApp(path, clock=fixed_clock, kdf=SMALL_KDF, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await steady(app, pilot)
+        await pilot.press(*vault_pass, "enter", *vault_pass, "enter")
+        await steady(app, pilot)
+        assert app.session is not None
+        app.session.service.transact(lambda data: data.accounts.extend(sample_vault_accounts()))
+        app.vault_changed()
+        await pilot.press("l")
+        await steady(app, pilot)
+        await pilot.press(*vault_pass, "enter")
+        await steady(app, pilot)
+        assert app.session is not None
+        await select(app, pilot, "tr-agent")
+        await pilot.press("e")
+        await steady(app, pilot)
+        app.screen.query_one("#path").value = str(tmp_path / "out.kwb")
+        app.screen.query_one("#bundle-passphrase").focus()
+        await pilot.pause()
+        await pilot.press(*bundle_pass, "enter", *bundle_pass, "enter")
+        await steady(app, pilot)
+        assert (tmp_path / "out.kwb").exists()
+    seen = "\n".join(workers_seen.reprs)
+    assert len(workers_seen.reprs) >= 3
+    for secret in (vault_pass, bundle_pass):
+        for piece in (secret, *secret.split()):
+            assert piece not in seen
+
+
+def sample_vault_accounts():
+    from tui.fixtures import sample_accounts
+
+    return sample_accounts(T0)
+
+
+def test_no_plain_password_inputs_in_the_dashboard() -> None:
+    """Secrets are typed into SecretInput (fixed mask, no copy); Textual's
+    Input(password=True) shows the length and lets ctrl+c copy a selection."""
+    import ast
+
+    from tests.conftest import REPO
+
+    offenders = []
+    for path in (REPO / "tui").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and any(
+                    k.arg == "password" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+                    for k in node.keywords):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

@@ -531,3 +531,191 @@ async def test_copy_uses_the_system_clipboard_and_clears_only_our_value(demo, cl
         clock.advance(seconds + 1)
         app.tick()
         assert store.read_text() == "something the user copied since"
+
+
+# --- found by using it in a real terminal ------------------------------------------------------
+
+
+async def test_a_typed_base_url_is_used_and_never_falls_back_to_production(demo, clock, sandbox) -> None:
+    """Typing a base URL switches the environment to custom; a named environment with a
+    URL, or custom without one, is refused instead of silently storing the venue's
+    production host."""
+    from textual.widgets import Select
+
+    from tui.screens.capture import CUSTOM
+
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("a")
+        await settle(app, pilot)
+        app.screen.query_one("#paste").set_text(json.dumps(sandbox.issue("kiiex", UserName="typed")))
+        await pilot.pause()
+        env = app.screen.query_one("#env", Select)
+        assert env.value == "prod"  # what the venue defaults to
+        app.screen.query_one("#base-url", Input).focus()
+        await pilot.pause()
+        await pilot.press(*sandbox.base_url("kiiex"))
+        await pilot.pause()
+        assert env.value == CUSTOM
+        env.value = "prod"  # the user picks prod again, the URL still typed
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert "Both the environment prod and a base URL" in str(app.screen.query_one("#capture-message").render())
+        assert fresh(demo.service.file.path).data.find("typed") is None
+        app.screen.query_one("#base-url", Input).value = ""
+        env.value = CUSTOM
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert "needs its base URL" in str(app.screen.query_one("#capture-message").render())
+        assert fresh(demo.service.file.path).data.find("typed") is None
+        app.screen.query_one("#base-url", Input).value = sandbox.base_url("kiiex")
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        acct = fresh(demo.service.file.path).get("typed")
+        assert acct.base_url == sandbox.base_url("kiiex")
+
+
+async def test_keys_typed_right_behind_slash_go_to_the_filter(demo, clock, sandbox) -> None:
+    """A burst ("/desk" pasted, or typed faster than a frame) reaches the table before the
+    focus moves: it must filter, and its letters must not run as commands (d: delete)."""
+    from textual import events
+
+    from tui.screens.confirm_delete import ConfirmDeleteScreen
+
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        for key, char in (("slash", "/"), ("d", "d"), ("e", "e"), ("s", "s"), ("k", "k")):
+            app.post_message(events.Key(key, char))
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ConfirmDeleteScreen)
+        assert app.screen.query_one("#filter", Input).value == "desk"
+        assert app.screen.query_one(AccountsTable).visible_labels == ["pt-desk"]
+
+
+async def test_export_enter_moves_from_field_to_field_and_writes(demo, clock, sandbox, tmp_path: Path) -> None:
+    """Enter in the file box goes to the bundle passphrase, then to its repeat, then writes:
+    a passphrase typed after an Enter never lands in the plain file box."""
+    from vault import bundle
+
+    secret = "glacier mosaic tundra violet"
+    target = tmp_path / "tr.kwb"
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "tr-agent")
+        await pilot.press("e")
+        await settle(app, pilot)
+        assert app.focused.id == "format"
+        await pilot.press("tab")
+        box = app.screen.query_one("#path", Input)
+        assert app.focused is box
+        box.value = str(target)
+        await pilot.press("enter", *secret, "enter", *secret)
+        await pilot.pause()
+        assert box.value == str(target)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+        assert [a.label for a in bundle.open_bundle(target.read_bytes(), secret)] == ["tr-agent"]
+
+
+async def test_forms_focus_their_first_field(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "hyper-solver")
+        for key, first in (("a", "paste"), ("r", "paste"), ("e", "format"), ("s", "auto_lock_minutes")):
+            await pilot.press(key)
+            await settle(app, pilot)
+            assert app.focused is not None and app.focused.id == first, key
+            chain = app.screen.focus_chain
+            assert not any(type(w).__name__ == "VerticalScroll" for w in chain), key
+            await pilot.press("escape")
+            await settle(app, pilot)
+
+
+ISSUE_KEYS = {"m", "c", "r", "e", "a", "d", "h", "H", "l", "/", "?", "^p"}
+
+
+def footer_keys(app: KeywardApp) -> list:
+    from textual.widgets._footer import FooterKey
+
+    return list(app.screen.query(FooterKey))
+
+
+@pytest.mark.parametrize("size", [(140, 40), (100, 30), (80, 24)])
+async def test_every_key_is_in_the_footer_and_nothing_overlaps(demo, clock, sandbox, size) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        keys = footer_keys(app)
+        shown = {k.key_display for k in keys}
+        assert ISSUE_KEYS | {"C", "u", "s"} <= shown, shown
+        regions = [k.region for k in keys]
+        for region in regions:
+            assert region.width > 0 and region.right <= size[0], region
+        for i, a in enumerate(regions):
+            for b in regions[i + 1:]:
+                assert not a.overlaps(b), (a, b)
+        table = app.screen.query_one(AccountsTable)
+        assert table.virtual_size.width <= table.size.width, "columns run off the right edge"
+        live = [key for key, _, _ in table.columns_shown]
+        assert {"label", "env", "age", "token", "rate", "health"} <= set(live)
+
+
+async def test_the_help_screen_says_what_each_key_does(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await settle(app, pilot)
+        rows = dict(app.screen.rows)
+        assert "refresh" in rows["m"] and "cleared" in rows["c"] and "typing its label" in rows["d"]
+        assert "progress bar" in rows["H"] and "headers" in rows["C"]
+
+
+async def test_a_notice_for_the_unlock_screen_is_shown(demo, clock, sandbox) -> None:
+    """Why an unlock agent did not open the vault: on stderr it would hide behind the screen."""
+    demo.service.lock()
+    app = KeywardApp(demo.service.file.path, clock=clock, watch=False,
+                     notice="this agent does not open the vault for the dashboard.")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert isinstance(app.screen, UnlockScreen)
+        assert "does not open the vault" in str(app.screen.query_one("#unlock-message").render())
+
+
+async def test_a_signal_clears_the_clipboard_drops_the_vault_and_quits(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    service = demo.service
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "kiiex-spot")
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert app.clipboard
+        app._signalled()
+        await pilot.pause()
+        assert app.clipboard == "" and app.session is None and service.locked
+    assert app.return_code == 1
+
+
+async def test_the_detail_pane_shows_notes_and_keeps_the_auth_scheme_readable(demo, clock, sandbox) -> None:
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "hyper-solver")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "back-dated by 120 days" in str(app.screen.query_one("#detail-title").render())
+        await pilot.press("escape")
+        await settle(app, pilot)
+        await select(app, pilot, "tr-agent")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        headers = str(app.screen.query_one("#headers").render())
+        token = fresh(demo.service.file.path).get("tr-agent").token.value
+        assert "Authorization: Bearer " + token[:4] + "…" in headers
+        assert token[4:12] not in headers

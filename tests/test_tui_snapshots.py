@@ -113,6 +113,21 @@ def test_dashboard_filtered(snap_compare, unlocked_app: KeywardApp) -> None:
     assert snap_compare(unlocked_app, terminal_size=SIZE, run_before=run_before)
 
 
+def test_dashboard_in_80_columns(snap_compare, unlocked_app: KeywardApp) -> None:
+    """The smallest terminal worth supporting: the live columns stay, the footer wraps."""
+    assert snap_compare(unlocked_app, terminal_size=(80, 24), run_before=steady)
+
+
+def test_detail_in_80_columns(snap_compare, unlocked_app: KeywardApp) -> None:
+    async def run_before(pilot) -> None:
+        await steady(pilot)
+        await select(pilot, "hyper-solver")
+        await pilot.press("enter")
+        await steady(pilot)
+
+    assert snap_compare(unlocked_app, terminal_size=(80, 24), run_before=run_before)
+
+
 @pytest.mark.parametrize("label", ["pt-desk", "tr-agent", "hyper-solver", "kiiex-spot"])
 def test_detail(snap_compare, unlocked_app: KeywardApp, label: str) -> None:
     async def run_before(pilot) -> None:
