@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ OUT = Path(__file__).resolve().parent
 SIZE = (140, 40)
 T0 = 1_800_000_000.0
 PASSPHRASE = "demo-screenshots-passphrase"
+PORT = 48350
 
 
 def clock() -> float:
@@ -57,11 +59,11 @@ async def _shoot(path: Path, sandbox) -> dict[str, str]:
 
     from tui.app import KeywardApp
     from tui.widgets.accounts_table import AccountsTable
-    from vault.cli.app_cmds import build_demo
+    from vault.cli.app_cmds import build_demo, demo_banner
     from vault.fileformat import KdfParams
 
     demo = build_demo(path, sandbox, clock=clock, kdf=KdfParams(1, 8 * 1024, 1), passphrase=PASSPHRASE)
-    banner = f"DEMO: a throwaway vault on the local sandbox (fake venues, fake money). Passphrase: {PASSPHRASE}"
+    banner = demo_banner(PASSPHRASE, path, sandbox.url)
     app = KeywardApp(path, service=demo.service, clock=clock, banner=banner, watch=False)
     shots: dict[str, str] = {}
     async with app.run_test(size=SIZE) as pilot:
@@ -94,12 +96,27 @@ async def _shoot(path: Path, sandbox) -> dict[str, str]:
     return shots
 
 
-def main() -> int:
+def _sandbox():
+    """The sandbox on a fixed port when it is free, so that the URLs in the pictures do
+    not change from one run to the next."""
     from vault.sandbox import Sandbox, SandboxConfig
+
+    try:
+        return Sandbox(SandboxConfig(clock=clock), port=PORT).__enter__()
+    except OSError:
+        return Sandbox(SandboxConfig(clock=clock)).__enter__()
+
+
+def main() -> int:
     from vault.service import VaultService
 
-    with tempfile.TemporaryDirectory(prefix="keyward-shots-") as tmp, Sandbox(SandboxConfig(clock=clock)) as sandbox:
-        path = Path(tmp) / "vault.kw"
+    # A fixed directory (not mkdtemp's random name): the vault's path is in the pictures.
+    tmp = Path(tempfile.gettempdir()) / "keyward-demo-screenshots"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o700)
+    sandbox = _sandbox()
+    try:
+        path = tmp / "demo.kw"
         shots = asyncio.run(_shoot(path, sandbox))
         secrets = _secrets(VaultService.unlock(path, PASSPHRASE))
         for name, svg in shots.items():
@@ -107,6 +124,9 @@ def main() -> int:
         for name, svg in shots.items():
             (OUT / f"{name}.svg").write_text(svg, encoding="utf-8")
             print(f"wrote screenshots/{name}.svg", file=sys.stderr)
+    finally:
+        sandbox.__exit__(None, None, None)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
