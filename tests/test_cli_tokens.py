@@ -16,6 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from vault.providers import get_provider
+from vault.service import VaultService
+
+from .conftest import PASSPHRASE
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 TOKEN_KEYS = {"account", "venue", "token", "issued_at", "expires_at", "headers"}
@@ -308,3 +311,12 @@ def test_every_failure_is_one_line_with_what_to_do_a_nonzero_exit_and_no_secret(
     one_line_failure("login", "tr500")
     one_line_failure("check", "tr500")
     assert good and acct
+
+
+def test_copy_without_a_clipboard_fails_before_minting(kw, service, accounts) -> None:
+    """No token is minted (nor audited as minted) for a copy that cannot happen."""
+    before = len(VaultService.unlock(kw.vault_path, PASSPHRASE).data.audit)
+    for args in (("token", "powertrade", "--copy"), ("headers", "kiiex", "--copy")):
+        r = kw(*args, env={"KEYWARD_CLIPBOARD": "none"})
+        assert r.code == 2 and r.err.startswith("keyward: no clipboard available")
+    assert len(VaultService.unlock(kw.vault_path, PASSPHRASE).data.audit) == before

@@ -393,3 +393,25 @@ def test_errors_about_bad_input_never_echo_the_secret(kw, stdin):
     assert r.code != 0
     one_line(r)
     assert "LEAKY" not in r.both
+
+
+def test_importing_a_vault_file_says_what_it_is(populated, tmp_path):
+    r = populated("import", str(populated.vault_path))
+    assert r.code == InputError.exit_code and "is a keyward vault" in one_line(r)
+
+
+def test_setting_changes_are_audited(populated):
+    r = populated("setting", "ki", "session_idle_s", "600")
+    assert r.code == 0, r.err
+    from vault.service import VaultService
+
+    entry = VaultService.unlock(populated.vault_path, PASSPHRASE).data.audit[-1]
+    assert (entry.action, entry.account, entry.detail) == ("setting", "ki", "session_idle_s=600")
+
+
+def test_unknown_audit_actions_are_a_programming_error():
+    from vault import audit
+    from vault.model import VaultData
+
+    with pytest.raises(ValueError):
+        audit.append(VaultData(), 0.0, "mintt", "x")

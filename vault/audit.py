@@ -16,7 +16,7 @@ from .model import AuditEntry, VaultData
 GENESIS = "0" * 64
 ACTIONS = frozenset(
     {"add", "import", "capture", "register", "remove", "mint", "login", "reveal", "copy", "export",
-     "rotate", "rollback", "passwd", "rekey", "check", "anchor"}
+     "rotate", "rollback", "passwd", "rekey", "check", "open", "setting", "anchor"}
 )
 # Retention: the trail lives in the payload that every save rewrites, and a bot minting
 # once a minute adds 1,440 entries a day.  Past MAX_ENTRIES the oldest tenth is dropped and an
@@ -33,6 +33,8 @@ def _digest(entry: AuditEntry) -> str:
 
 
 def append(data: VaultData, at: float, action: str, account: str | None, outcome: str = "ok", detail: str = "") -> AuditEntry:
+    if action not in ACTIONS:  # a typo here would hide an action from `keyward audit LABEL`
+        raise ValueError(f"unknown audit action {action!r}")
     prev = data.audit[-1].digest if data.audit else GENESIS
     entry = AuditEntry(at=at, action=action, account=account, outcome=outcome, detail=detail, prev=prev)
     entry.digest = _digest(entry)

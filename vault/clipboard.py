@@ -300,6 +300,18 @@ def _record(ctx: Any, label: str, what: str) -> int:
     return int(seconds) if isinstance(seconds, int) and not isinstance(seconds, bool) else DEFAULT_CLEAR_SECONDS
 
 
+def require_backend(env: Mapping[str, str] | None = None) -> ToolBackend | Osc52Backend:
+    """The clipboard to use, or the one-line error: called before a token is minted for
+    `--copy`, so that no token is made (and audited) for a copy that cannot happen."""
+    backend = choose_backend(env)
+    if backend is None:
+        raise InputError(
+            "no clipboard available",
+            hint="install wl-clipboard, xclip or xsel, or use a terminal that supports OSC 52",
+        )
+    return backend
+
+
 def copy_secret(
     text: str,
     ctx: Any = None,
@@ -317,12 +329,7 @@ def copy_secret(
     before the value leaves: in ctx's vault when this process has it unlocked, else by the
     unlock agent that handed out the token.  A copy that cannot be recorded is not made.
     """
-    backend = choose_backend(env)
-    if backend is None:
-        raise InputError(
-            "no clipboard available",
-            hint="install wl-clipboard, xclip or xsel, or use a terminal that supports OSC 52",
-        )
+    backend = require_backend(env)
     setting = default_clear_seconds(ctx)
     if label is not None and ctx is not None:
         setting = _record(ctx, label, what)  # before the value leaves, as for exports

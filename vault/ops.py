@@ -175,6 +175,9 @@ class VenueOps:
                 a.settings.pop(name, None)
             else:
                 a.settings[name] = parsed
+            # Settings are not secrets (lifetimes, paths), and a changed health_path or
+            # token lifetime is worth finding in the trail.
+            self.service.audit(data, "setting", label, "ok", f"{name}={'default' if parsed is None else parsed}")
 
         self._change(label, change)
         acct, provider = self._lookup(label)

@@ -104,6 +104,10 @@ def credentials_json(creds: Credentials) -> dict[str, Any]:
 
 def cmd_token(ctx: Context) -> int:
     a = ctx.args
+    if a.copy:
+        from ..clipboard import require_backend
+
+        require_backend()
     creds = ctx.ops().token(a.label, force=a.force)
     if a.copy and creds.token is not None:
         from ..clipboard import copy_secret
@@ -125,6 +129,10 @@ def cmd_token(ctx: Context) -> int:
 
 def cmd_headers(ctx: Context) -> int:
     a = ctx.args
+    if a.copy:
+        from ..clipboard import require_backend
+
+        require_backend()
     creds = ctx.ops().headers(a.label)
     if a.copy:
         from ..clipboard import copy_secret

@@ -179,12 +179,17 @@ def cmd_import(ctx: Context) -> int:
     a = ctx.args
     if a.file != "-":
         head = Path(a.file).expanduser().read_bytes()[:8] if Path(a.file).expanduser().is_file() else b""
-        from ..fileformat import MAGIC_BUNDLE
+        from ..fileformat import MAGIC_BUNDLE, MAGIC_VAULT
 
         if head == MAGIC_BUNDLE:
             from .lifecycle_cmds import import_bundle
 
             return import_bundle(ctx)
+        if head == MAGIC_VAULT:
+            raise InputError(
+                f"{a.file} is a keyward vault, not something to import",
+                hint="open it with --vault, or move accounts with `keyward export --encrypted` and import the bundle",
+            )
     source = "stdin" if a.file == "-" else a.file
     venue, fields, extras = recognise(parse_json(read_text(ctx, a.file), source))
     label = a.label or extras.get("label")
@@ -230,7 +235,7 @@ def cmd_list(ctx: Context) -> int:
 
 
 def cmd_show(ctx: Context) -> int:
-    from ..views import detail
+    from ..views import detail, env_name
 
     a = ctx.args
     service = ctx.unlock()
@@ -240,7 +245,7 @@ def cmd_show(ctx: Context) -> int:
 
         # Copy first: a copy that failed (no clipboard here) must not be audited as done.
         copy_secret(json.dumps(detail(acct, ctx.clock(), reveal=True)["fields"]), ctx)
-        service.record("copy", a.label)
+        service.record("copy", a.label, detail="fields")
     if a.reveal:
         service.record("reveal", a.label)
     info = detail(acct, ctx.clock(), reveal=a.reveal, default_max_age=service.data.settings.key_max_age_days)
@@ -248,7 +253,7 @@ def cmd_show(ctx: Context) -> int:
         json.dump(info, ctx.stdout, indent=2)
         ctx.out()
         return 0
-    ctx.out(f"{info['label']}  ({info['venue']}, {info['env'] or 'custom'})  {info['base_url']}")
+    ctx.out(f"{info['label']}  ({info['venue']}, {env_name(acct)})  {info['base_url']}")
     for name, value in info["fields"].items():
         if "\n" in value:
             ctx.out(f"  {name}:")

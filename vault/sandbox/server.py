@@ -291,6 +291,14 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     sandbox: Sandbox
 
+    def handle_error(self, request, client_address) -> None:
+        # A client that hangs up mid-response (a test's timeout, a killed bot) is normal
+        # for a server; socketserver would print a traceback to the demo's terminal.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
