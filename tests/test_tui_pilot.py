@@ -719,3 +719,15 @@ async def test_the_detail_pane_shows_notes_and_keeps_the_auth_scheme_readable(de
         token = fresh(demo.service.file.path).get("tr-agent").token.value
         assert "Authorization: Bearer " + token[:4] + "…" in headers
         assert token[4:12] not in headers
+
+
+async def test_copy_respects_a_clipboard_turned_off(demo, clock, sandbox, monkeypatch) -> None:
+    monkeypatch.setenv("KEYWARD_CLIPBOARD", "none")
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "kiiex-spot")
+        await pilot.press("c")
+        await settle(app, pilot)
+        assert app.clipboard == ""
+        assert any("KEYWARD_CLIPBOARD=none" in n for n in notes(app))

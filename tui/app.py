@@ -170,32 +170,45 @@ class KeywardApp(App[None]):
     def copy_secret(self, text: str, what: str) -> None:
         """Copy for the user, cleared after the vault's clipboard_clear_seconds.
 
-        The same backends as the CLI (vault.clipboard): a system clipboard tool when one
-        is reachable, since only a tool can be read back to check the value is still
-        ours before clearing; otherwise OSC 52 through Textual's driver (writing to the
-        tty behind Textual's back would tear its output)."""
-        from vault.clipboard import detect_tool, fingerprint
+        The same choice as the CLI (vault.clipboard.choose_backend, KEYWARD_CLIPBOARD
+        included): a system clipboard tool when one is reachable, since only a tool can
+        be read back to check the value is still ours before clearing it; otherwise
+        OSC 52, written through Textual's driver (writing to the tty behind Textual's
+        back would tear its output)."""
+        from vault.clipboard import ToolBackend, choose_backend, fingerprint
 
-        seconds = self.session.settings.clipboard_clear_seconds if self.session else 30
-        self._clipboard_tool = detect_tool(os.environ)
-        if self._clipboard_tool is not None:
+        if os.environ.get("KEYWARD_CLIPBOARD", "").strip().lower() == "none":
+            self.notify("Not copied: the clipboard is turned off (KEYWARD_CLIPBOARD=none).", severity="warning")
+            return
+        try:
+            backend = choose_backend(os.environ)
+        except KeywardError:
+            backend = None
+        tool = backend if isinstance(backend, ToolBackend) else None
+        if tool is not None:
+            try:
+                tool.copy(text)
+            except KeywardError:
+                tool = None
+        self._clipboard_tool = tool
+        if tool is not None:
             self._clipboard_salt = os.urandom(16)
             self._clipboard_mac = fingerprint(self._clipboard_salt, text)
-            try:
-                self._clipboard_tool.copy(text)
-            except KeywardError:
-                self._clipboard_tool = None  # fall back to OSC 52 alone
-        super().copy_to_clipboard(text)
+            self._clipboard = text  # the in-app copy, for pasting inside the app
+        else:
+            super().copy_to_clipboard(text)
+        seconds = self.session.settings.clipboard_clear_seconds if self.session else 30
         self.clipboard_deadline = self.clock() + seconds
         self.notify(f"Copied {what}; the clipboard clears in {seconds} s.", title="Copied")
 
     def clear_clipboard(self) -> None:
-        """Clear what we copied: the system clipboard only if it still holds our value
-        (a tool can read it back), the terminal's (OSC 52, write-only) and the app's copy."""
+        """Clear what we copied: a system clipboard only if it still holds our value (a
+        tool can read it back); OSC 52 (write-only) unconditionally; the app's copy."""
         if self.clipboard_deadline is None and not self.clipboard:
             return
         self.clipboard_deadline = None
         tool = getattr(self, "_clipboard_tool", None)
+        self._clipboard_tool = None
         if tool is not None:
             from vault.clipboard import clear_if_unchanged
 
@@ -203,8 +216,9 @@ class KeywardApp(App[None]):
                 clear_if_unchanged(tool, self._clipboard_salt, self._clipboard_mac)
             except KeywardError:
                 pass  # the tool vanished: nothing of ours can be left in it
-            self._clipboard_tool = None
-        super().copy_to_clipboard("")
+            self._clipboard = ""
+        else:
+            super().copy_to_clipboard("")
 
     def mask_all(self) -> None:
         for screen in self.screen_stack:
