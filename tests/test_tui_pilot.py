@@ -731,3 +731,5 @@ async def test_copy_respects_a_clipboard_turned_off(demo, clock, sandbox, monkey
         await settle(app, pilot)
         assert app.clipboard == ""
         assert any("KEYWARD_CLIPBOARD=none" in n for n in notes(app))
+        audit = fresh(demo.service.file.path).data.audit
+        assert not [e for e in audit if e.action == "copy" and e.account == "kiiex-spot"]

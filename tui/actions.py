@@ -87,6 +87,13 @@ class AccountActions:
         session = self.session
         if session is None:
             return
+        from vault.clipboard import disabled
+
+        if disabled():  # before the token is fetched and the copy audited
+            from .app import CLIPBOARD_OFF
+
+            self.app.notify(CLIPBOARD_OFF, severity="warning")
+            return
 
         def work() -> Secret:
             creds = session.credentials(label)

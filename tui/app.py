@@ -54,6 +54,9 @@ def _account_commands():
     return AccountCommands
 
 
+CLIPBOARD_OFF = "Not copied: the clipboard is turned off (KEYWARD_CLIPBOARD=none)."
+
+
 class KeywardApp(App[None]):
     TITLE = "keyward"
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere keep it
@@ -175,10 +178,10 @@ class KeywardApp(App[None]):
         be read back to check the value is still ours before clearing it; otherwise
         OSC 52, written through Textual's driver (writing to the tty behind Textual's
         back would tear its output)."""
-        from vault.clipboard import ToolBackend, choose_backend, fingerprint
+        from vault.clipboard import ToolBackend, choose_backend, disabled, fingerprint
 
-        if os.environ.get("KEYWARD_CLIPBOARD", "").strip().lower() == "none":
-            self.notify("Not copied: the clipboard is turned off (KEYWARD_CLIPBOARD=none).", severity="warning")
+        if disabled():
+            self.notify(CLIPBOARD_OFF, severity="warning")
             return
         try:
             backend = choose_backend(os.environ)

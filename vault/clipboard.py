@@ -300,6 +300,12 @@ def _record(ctx: Any, label: str, what: str) -> int:
     return int(seconds) if isinstance(seconds, int) and not isinstance(seconds, bool) else DEFAULT_CLEAR_SECONDS
 
 
+def disabled(env: Mapping[str, str] | None = None) -> bool:
+    """KEYWARD_CLIPBOARD=none: the user turned copying off."""
+    env = os.environ if env is None else env
+    return env.get("KEYWARD_CLIPBOARD", "").strip().lower() == "none"
+
+
 def require_backend(env: Mapping[str, str] | None = None) -> ToolBackend | Osc52Backend:
     """The clipboard to use, or the one-line error: called before a token is minted for
     `--copy`, so that no token is made (and audited) for a copy that cannot happen."""
