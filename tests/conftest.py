@@ -104,6 +104,22 @@ def sandbox():
         yield sb
 
 
+@pytest.fixture(scope="module")
+def sb():
+    """One sandbox shared by a module's tests that leave its config alone."""
+    from vault.sandbox import Sandbox
+
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def vault(kw):
+    """The CLI on a freshly initialised vault."""
+    assert kw.init().code == 0
+    return kw
+
+
 def sandbox_fields(sb, venue: str, **issue: object) -> dict[str, str]:
     """One-time credentials from the sandbox, as keyward's canonical field names."""
     from vault.formats import recognise

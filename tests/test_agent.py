@@ -669,14 +669,6 @@ NO_PASSPHRASE = "no passphrase: there is no terminal to ask on"
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Any]:
-    from vault.sandbox import Sandbox
-
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
 def desk(kw: KeywardCLI, sandbox: Any, tmp_path: Path) -> SimpleNamespace:
     assert kw.init().code == 0
     issued = sandbox.issue("powertrade")

@@ -10,23 +10,10 @@ import pytest
 
 from vault import audit
 from vault.model import VaultData
-from vault.sandbox import Sandbox
 from vault.service import VaultService
 
 from .conftest import PASSPHRASE
 from .test_lifecycle_capture import assert_no_secrets, canonical, secret_values
-
-
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def vault(kw):
-    assert kw.init().code == 0
-    return kw
 
 
 def open_vault(kw) -> VaultService:

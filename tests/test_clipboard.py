@@ -17,7 +17,6 @@ import pytest
 
 from vault import clipboard
 from vault.errors import InputError
-from vault.sandbox import Sandbox
 from vault.service import VaultService
 
 from .conftest import PASSPHRASE, REPO
@@ -30,12 +29,6 @@ for a in "$@"; do
 done
 cat > "$FAKE_CLIPBOARD.tmp.$$" && mv "$FAKE_CLIPBOARD.tmp.$$" "$FAKE_CLIPBOARD"
 """
-
-
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 
 from tests.conftest import REPO
 from vault.cli.main import build_parser
-from vault.sandbox import Sandbox
 
 PROBE = r"""
 import json, os, sys
@@ -55,23 +54,17 @@ def test_the_probe_can_see_textual(tmp_path: Path) -> None:
     assert "textual.app" in report["heavy"]
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox() as sb:
-        yield sb
-
-
 @pytest.fixture
-def world(kw, sandbox, tmp_path: Path):
+def world(kw, sb, tmp_path: Path):
     """A vault with a TradeReady account on the sandbox, and files the commands read."""
     assert kw.init().code == 0
-    body = sandbox.issue("tradeready", display_name="hygiene")
-    result = kw("import", "-", "--label", "acct", "--base-url", sandbox.base_url("tradeready"), input=json.dumps(body))
+    body = sb.issue("tradeready", display_name="hygiene")
+    result = kw("import", "-", "--label", "acct", "--base-url", sb.base_url("tradeready"), input=json.dumps(body))
     assert result.code == 0, result.both
     new_pass = tmp_path / "new-passphrase"
     new_pass.write_text("another passphrase for the test\n")
     new_pass.chmod(0o600)
-    return {"sandbox": sandbox, "out": tmp_path / "export.json", "new_pass": new_pass, "tmp": tmp_path}
+    return {"sandbox": sb, "out": tmp_path / "export.json", "new_pass": new_pass, "tmp": tmp_path}
 
 
 def args_for(name: str, world) -> list[str]:

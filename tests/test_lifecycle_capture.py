@@ -16,7 +16,6 @@ import pytest
 from vault import capture
 from vault.errors import InputError, InvalidCredential
 from vault.providers import get_provider, secret_names
-from vault.sandbox import Sandbox
 from vault.service import VaultService
 
 from .conftest import PASSPHRASE, REPO
@@ -92,18 +91,6 @@ def public_pem(private_pem: str) -> str:
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
-
-
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def vault(kw):
-    assert kw.init().code == 0
-    return kw
 
 
 @pytest.fixture

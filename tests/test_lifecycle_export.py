@@ -14,24 +14,11 @@ import pytest
 
 from vault import fileformat as ff
 from vault.export import parse_env
-from vault.sandbox import Sandbox
 
 from .conftest import PASSPHRASE, REPO, KeywardCLI
 from .test_lifecycle_capture import assert_no_secrets, canonical, secret_values, stored
 
 VENUES = ["tradeready", "kiiex", "powertrade", "hypersolutions"]
-
-
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def vault(kw):
-    assert kw.init().code == 0
-    return kw
 
 
 @pytest.fixture

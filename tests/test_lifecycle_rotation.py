@@ -13,23 +13,10 @@ import pytest
 from vault.errors import VaultBusy, VaultError
 from vault.model import Account, Health
 from vault.rotation import Rotation, store_or_rescue
-from vault.sandbox import Sandbox
 from vault.service import VaultService
 
 from .conftest import PASSPHRASE
 from .test_lifecycle_capture import assert_no_secrets, canonical, ec_pem, secret_values, stored
-
-
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def vault(kw):
-    assert kw.init().code == 0
-    return kw
 
 
 def agent_key_works(sb, key: str) -> int:

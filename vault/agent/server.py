@@ -38,7 +38,6 @@ from . import ensure_private_dir, resolved_vault, socket_path
 from .protocol import (
     PROTOCOL_VERSION,
     ProtocolError,
-    error_to_wire,
     failure,
     ok,
     peer_credentials,
