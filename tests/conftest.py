@@ -19,6 +19,27 @@ PASSPHRASE = "correct horse battery staple"
 REPO = Path(__file__).resolve().parent.parent
 
 
+T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z: far from the real clock, so nothing passes by accident
+
+
+class FakeClock:
+    """A clock the test moves by hand (for the app, the sandbox and VenueOps alike)."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 def small_kdf() -> KdfParams:
     return SMALL_KDF

@@ -30,23 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from vault.sandbox import Sandbox, SandboxConfig, SandboxError
 from vault.sandbox.server import describe
 
-T0 = 1_800_000_000.0  # fake "now": far from the real clock, so nothing passes by accident
-
-
-class FakeClock:
-    def __init__(self, start: float = T0) -> None:
-        self.t = start
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from .conftest import T0, FakeClock
 
 
 @pytest.fixture

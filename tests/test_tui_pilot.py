@@ -17,9 +17,8 @@ import httpx
 import pytest
 from textual.widgets import Input
 
-from tests.conftest import PASSPHRASE, SMALL_KDF
+from tests.conftest import PASSPHRASE, SMALL_KDF, FakeClock
 from tui.app import KeywardApp
-from tui.fixtures import T0
 from tui.screens.create import CreateScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.detail import DetailScreen
@@ -37,22 +36,6 @@ pytestmark = pytest.mark.anyio  # anyio's pytest plugin (installed with httpx) r
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class FakeClock:
-    def __init__(self, start: float = T0) -> None:
-        self.t = start
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
