@@ -199,3 +199,16 @@ def test_every_venue_round_trips(service, vault_path):
     assert [(a.label, a.venue, a.fields, a.env, a.tags, a.notes, a.id) for a in reopened.accounts] == [
         (a.label, a.venue, a.fields, a.env, a.tags, a.notes, a.id) for a in accounts
     ]
+
+
+def test_a_save_killed_between_backup_and_rename_leaves_nothing_behind(service, vault_path):
+    """Simulate the kill: .bak already names the current file (linked, then SIGKILL
+    before the rename).  The next save must keep .bak sound and leave no link file."""
+    service.add_account(acct("a"))
+    bak = vault_path.with_name("vault.kw.bak")
+    os.unlink(bak)
+    os.link(vault_path, bak)
+    service.add_account(acct("b"))
+    assert not list(vault_path.parent.glob("*.tmp"))
+    assert [a.label for a in VaultService.unlock(bak, PASSPHRASE).accounts] == ["a"]
+    assert [a.label for a in VaultService.unlock(vault_path, PASSPHRASE).accounts] == ["a", "b"]

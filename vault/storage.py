@@ -162,6 +162,11 @@ class VaultFile:
             os.unlink(link_tmp)
         except FileNotFoundError:
             pass
+        if self.bak_path.exists() and os.path.samefile(self.path, self.bak_path):
+            # A save killed after linking .bak but before its rename left both names on
+            # one file; rename(2) between two links of one file does nothing, so the
+            # link below would be left behind.  .bak already holds the previous vault.
+            return
         try:
             os.link(self.path, link_tmp)
         except OSError:
