@@ -401,3 +401,30 @@ def test_a_bundle_carries_chosen_settings_only_and_checks_them(vault, other, sb,
     r = other("import", str(path), "--bundle-passphrase-file", str(bundle_pass))
     assert r.code == 14 and "invalid setting 'health_path'" in r.err and r.err.count("\n") == 1
     assert other.vault_path.exists() and VaultService.unlock(other.vault_path, PASSPHRASE).data.find("evil") is None
+
+
+def test_a_bundle_asking_for_gigabytes_is_refused_before_any_kdf(monkeypatch):
+    """A crafted bundle chooses the memory import spends before the passphrase is checked:
+    above the bundle ceiling it is refused unopened."""
+    import hashlib
+    import struct
+
+    import pytest as _pytest
+
+    from vault import bundle
+    from vault import fileformat as ff
+    from vault.errors import UnsafeKdfParameters
+
+    assert bundle.bundle_kdf(ff.KdfParams(3, 4 * 1024 * 1024, 4)).memory_kib == bundle.BUNDLE_MEMORY_CEILING_KIB
+    payload = b'{"bundle": 1, "created_at": 0, "accounts": []}'
+    blob = bytearray(ff.encrypt_new(payload, "bundle passphrase", ff.KdfParams(1, 8192, 1), magic=ff.MAGIC_BUNDLE)[2])
+    struct.pack_into(">I", blob, 14, 2 * 1024 * 1024)  # 2 GiB: within a vault's range, not a bundle's
+    body = bytes(blob[:-32])
+    crafted = body + hashlib.sha256(body).digest()
+
+    def must_not_run(*a, **k):
+        raise AssertionError("the KDF ran")
+
+    monkeypatch.setattr("argon2.low_level.hash_secret_raw", must_not_run)
+    with _pytest.raises(UnsafeKdfParameters, match="2048 MiB"):
+        bundle.open_bundle(crafted, "bundle passphrase")

@@ -29,12 +29,18 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import fileformat as ff
-from .errors import CorruptVault, InputError, UnsupportedVersion, WrongPassphrase
+from .errors import CorruptVault, InputError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
 from .model import Account, Generation, VaultData
 
 BUNDLE_VERSION = 1
 POLICIES = ("keep-both", "skip", "replace")
 _MOVED = ("label", "venue", "env", "base_url", "fields", "created_at", "rotated_at", "notes", "tags", "settings")
+
+
+# A bundle comes from elsewhere: whoever crafted it chooses the memory `import` spends
+# before the passphrase is even checked.  Bundles are sealed at most this costly, and
+# one asking for more is refused unopened (a vault itself may go up to 4 GiB).
+BUNDLE_MEMORY_CEILING_KIB = 1024 * 1024
 
 
 def bundle_kdf(vault_kdf: ff.KdfParams) -> ff.KdfParams:
@@ -44,7 +50,7 @@ def bundle_kdf(vault_kdf: ff.KdfParams) -> ff.KdfParams:
     default = ff.DEFAULT_KDF
     return ff.KdfParams(
         iterations=max(vault_kdf.iterations, default.iterations),
-        memory_kib=max(vault_kdf.memory_kib, default.memory_kib),
+        memory_kib=min(max(vault_kdf.memory_kib, default.memory_kib), BUNDLE_MEMORY_CEILING_KIB),
         parallelism=max(vault_kdf.parallelism, default.parallelism),
     )
 
@@ -77,6 +83,14 @@ def _moved(acct: Account) -> dict[str, object]:
 
 def open_bundle(blob: bytes, passphrase: str) -> list[Account]:
     """Decrypt and validate a bundle.  Raises WrongPassphrase, CorruptVault or InputError."""
+    if len(blob) >= ff.HEADER_LEN and blob[:8] == ff.MAGIC_BUNDLE:
+        memory_kib = int.from_bytes(blob[14:18], "big")
+        if memory_kib > BUNDLE_MEMORY_CEILING_KIB:
+            raise UnsafeKdfParameters(
+                f"the bundle asks for {memory_kib // 1024} MiB of memory to open, more than bundles may",
+                hint=f"bundles are sealed with at most {BUNDLE_MEMORY_CEILING_KIB // 1024} MiB; "
+                "ask for a new export; nothing was imported",
+            )
     try:
         _header, _key, plaintext = ff.decrypt(blob, passphrase, expect_magic=ff.MAGIC_BUNDLE)
     except WrongPassphrase:
