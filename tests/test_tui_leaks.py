@@ -21,7 +21,8 @@ from textual.worker_manager import WorkerManager
 from tests.conftest import PASSPHRASE, SMALL_KDF
 from tui.app import KeywardApp
 from tui.fixtures import SECRET_MARKER, T0, sample_vault
-from tui.widgets.accounts_table import AccountsTable
+from .tui_helpers import select
+from .tui_helpers import settle as steady
 from vault.cli.app_cmds import build_demo
 from vault.providers import get_provider, secret_names
 from vault.sandbox import Sandbox, SandboxConfig
@@ -98,19 +99,6 @@ def workers_seen(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
     monkeypatch.setattr(WorkerManager, "add_worker", add_worker)
     return recorder
-
-
-async def steady(app: KeywardApp, pilot) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def select(app: KeywardApp, pilot, label: str) -> None:
-    table = app.screen.query_one(AccountsTable)
-    table.move_cursor(row=table.visible_labels.index(label))
-    await pilot.pause()
 
 
 async def tour(app: KeywardApp, pilot, labels: list[str]) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.unlock import UnlockScreen
 from tui.widgets.accounts_table import AccountsTable
+from .tui_helpers import select, settle
 from vault.cli.app_cmds import build_demo
 from vault.sandbox import Sandbox, SandboxConfig
 from vault.service import VaultService
@@ -52,21 +53,6 @@ def demo(vault_path: Path, sandbox: Sandbox, clock: FakeClock):
 def make_app(demo, clock: FakeClock) -> KeywardApp:
     # watch=False: no real-time timer; the tests call app.tick() after moving the clock.
     return KeywardApp(demo.service.file.path, service=demo.service, clock=clock, kdf=SMALL_KDF, watch=False)
-
-
-async def settle(app: KeywardApp, pilot) -> None:
-    """Let screens switch and every background job finish (no sleeping on the clock)."""
-    for _ in range(3):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def select(app: KeywardApp, pilot, label: str) -> None:
-    table = app.screen.query_one(AccountsTable)
-    table.move_cursor(row=table.visible_labels.index(label))
-    await pilot.pause()
-    assert table.selected_label == label
 
 
 def notes(app: KeywardApp) -> list[str]:
