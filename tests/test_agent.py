@@ -590,7 +590,7 @@ def test_an_agent_for_another_vault_behind_the_same_name_is_not_used(service: Va
         assert connect(service.file.path) is None
 
 
-def test_run_op_runs_only_the_fast_commands_and_declines_the_rest(service: VaultService, runtime: Path) -> None:
+def test_run_op_runs_only_the_agent_commands_and_declines_the_rest(service: VaultService, runtime: Path) -> None:
     add_account(service)
     with serving(service, RecordingOps(service), ttl=60):
         client = connect(service.file.path)
@@ -601,9 +601,12 @@ def test_run_op_runs_only_the_fast_commands_and_declines_the_rest(service: Vault
         assert done == {"code": 0, "stdout": "-H 'X-Auth: tok-desk'\n", "stderr": ""}
         done = client.run_cli(["token", "nosuch"])  # the CLI's own error line and exit code
         assert done["code"] == 22 and done["stderr"].startswith("keyward: no account labelled 'nosuch'")
-        for declined in (["token"], ["token", "desk", "--bogus"], ["token", "-h"], ["list"], ["show", "desk", "--reveal"],
-                         ["exec", "desk", "--", "true"], ["rekey"]):
+        for declined in (["token"], ["token", "desk", "--bogus"], ["token", "-h"], ["show", "desk", "--reveal"],
+                         ["show", "desk", "--copy"], ["remove", "desk"], ["export", "desk", "--format", "json"],
+                         ["exec", "desk", "--", "true"], ["rekey"], ["add", "kiiex", "x"]):
             assert client.run_cli(declined) is None, declined
+        done = client.run_cli(["list", "--json"])  # the vault's own commands run on the agent's vault
+        assert done["code"] == 0 and [row["label"] for row in json.loads(done["stdout"])] == ["desk"]
 
 
 # --- the fast path's argument reading ----------------------------------------------------------
@@ -617,7 +620,8 @@ def test_fast_path_reads_only_what_it_understands(tmp_path: Path) -> None:
         assert plan(["--vault=/a.kw", "--vault", "/b.kw", "headers", "desk", "--curl"]) == ("/b.kw", "headers")
         assert plan(["--passphrase-file", "/p", "token", "desk"]) == (str(tmp_path / "env.kw"), "token")
         assert plan(["--vault", "~/v.kw", "token", "d"]) == (os.path.expanduser("~/v.kw"), "token")
-        for other in ([], ["--vault"], ["--vault", "/v.kw"], ["list"], ["exec", "desk", "--", "env"], ["token", "-h"],
+        assert plan(["--vault", "/v.kw", "list", "--json"]) == ("/v.kw", "list")
+        for other in ([], ["--vault"], ["--vault", "/v.kw"], ["add", "kiiex", "x"], ["exec", "desk", "--", "env"], ["token", "-h"],
                       ["--vau", "/v.kw", "token", "desk"], ["-h"], ["--vault", "", "token", "desk"], ["check", "desk"]):
             assert plan(other) is None, other
 
@@ -1012,3 +1016,26 @@ def test_a_plain_agent_does_not_hand_the_vault_to_the_dashboard(
     assert "keyward unlock --dashboard" in ctx.stderr.getvalue()
     audit = VaultService.unlock(kw.vault_path, PASSPHRASE).data.audit
     assert "open" not in [e.action for e in audit]
+
+
+def test_vault_commands_run_in_the_agent_but_a_reveal_still_asks(kw: KeywardCLI, desk: SimpleNamespace, agent: Any) -> None:
+    agent()
+    done = kw("list", "--json", passphrase=False)
+    assert done.code == 0 and [row["label"] for row in json.loads(done.out)] == ["desk"]
+    done = kw("show", "desk", passphrase=False)
+    assert done.code == 0 and "private_key" in done.out
+    assert desk.issued["private_key"].splitlines()[1] not in done.out
+    done = kw("setting", "desk", "token_lifetime_s", "20", passphrase=False)
+    assert done.code == 0, done.both
+    done = kw("audit", "desk", "--json", passphrase=False)
+    trail = json.loads(done.out)
+    assert done.code == 0 and trail["intact"]
+    assert ("setting", "token_lifetime_s=20") in [(e["action"], e["detail"]) for e in trail["entries"]]
+    # A stored secret leaving the vault needs the caller's own passphrase, agent or not.
+    done = kw("show", "desk", "--reveal", passphrase=False)
+    assert done.code != 0 and NO_PASSPHRASE in done.err
+    done = kw("show", "desk", "--reveal", "--json")
+    assert done.code == 0 and json.loads(done.out)["fields"]["private_key"].startswith("-----BEGIN")
+    done = kw("remove", "desk", "--yes", passphrase=False)
+    assert done.code == 0
+    assert json.loads(kw("list", "--json", passphrase=False).out) == []

@@ -26,6 +26,12 @@ import sys
 # whose behaviour depends on nothing but their arguments and VenueOps: no prompt, no
 # file, no environment variable, no cwd, no exec.
 FAST_COMMANDS = frozenset({"token", "headers"})
+# Commands that read or change the vault itself, without a prompt, a file or a terminal
+# of their own: the agent runs them on its unlocked vault, through the same locked,
+# atomic saves.  (`remove` only with --yes; `show --reveal` and `--copy` take the normal
+# path: a stored secret leaves the vault only after the caller's own passphrase.)
+VAULT_COMMANDS = frozenset({"list", "show", "audit", "key-age", "setting", "pubkey", "remove"})
+AGENT_COMMANDS = FAST_COMMANDS | VAULT_COMMANDS
 _GLOBAL_WITH_VALUE = ("--vault", "--passphrase-file")
 
 
@@ -50,7 +56,7 @@ def plan(argv: list[str]) -> tuple[str, str] | None:
     else:
         return None
     command = argv[i]
-    if command not in FAST_COMMANDS or any(a in ("-h", "--help") for a in argv[i:]):
+    if command not in AGENT_COMMANDS or any(a in ("-h", "--help") for a in argv[i:]):
         return None
     if vault is None:
         vault = os.environ.get("KEYWARD_VAULT") or default_vault_path()

@@ -435,13 +435,13 @@ _parser = None
 
 
 def run_cli(ops: Any, argv: list[str]) -> dict[str, Any]:
-    """Run one of vault.agent.fast.FAST_COMMANDS as the CLI would, against our VenueOps:
+    """Run one of vault.agent.fast.AGENT_COMMANDS as the CLI would, against our VenueOps:
     the real parser, the real command function, errors formatted by the CLI's own
     `fail`.  Returns {code, stdout, stderr}, or {fallback: true} for anything else (a
     parse error, -h, another command): the client then runs its normal CLI, which
     reports it exactly as usual."""
     from ..cli.main import build_parser
-    from .fast import FAST_COMMANDS
+    from .fast import AGENT_COMMANDS, VAULT_COMMANDS
 
     global _parser
     if _parser is None:
@@ -452,11 +452,18 @@ def run_cli(ops: Any, argv: list[str]) -> dict[str, Any]:
             args = _parser.parse_args(argv)
     except SystemExit:
         return {"fallback": True}
-    if getattr(args, "command", None) not in FAST_COMMANDS or getattr(args, "func", None) is None:
+    command = getattr(args, "command", None)
+    if command not in AGENT_COMMANDS or getattr(args, "func", None) is None:
         return {"fallback": True}
     if getattr(args, "copy", False):  # the clipboard is the caller's (its display, its terminal)
         return {"fallback": True}
-    ctx = AgentContext(args, ops, out, err)
+    if command == "remove" and not getattr(args, "yes", False):  # asks on the caller's terminal
+        return {"fallback": True}
+    if getattr(args, "reveal", False):
+        # A stored secret leaving the vault: the caller proves the passphrase itself, so
+        # a process running as the user cannot pull long-lived credentials out through us.
+        return {"fallback": True}
+    ctx = AgentContext(args, ops, out, err, vault_access=command in VAULT_COMMANDS)
     try:
         code = int(args.func(ctx) or 0)
     except VaultChanged:
@@ -470,14 +477,17 @@ class AgentContext(Context):
     """A CLI Context whose ops() is the agent's VenueOps, with no terminal, no stdin and
     no way to unlock: a command that wants more than VenueOps fails instead of prompting."""
 
-    def __init__(self, args: Any, ops: Any, stdout: Any, stderr: Any) -> None:
+    def __init__(self, args: Any, ops: Any, stdout: Any, stderr: Any, *, vault_access: bool = False) -> None:
         super().__init__(args, stdin=io.StringIO(), stdout=stdout, stderr=stderr)
         self._agent_ops = ops
+        self._vault_access = vault_access
 
     def ops(self) -> Any:
         return self._agent_ops
 
     def unlock(self) -> Any:
+        if self._vault_access:  # list/show/audit...: the agent's own vault, reloaded by dispatch
+            return self._agent_ops.service
         raise AgentError(
             "this command needs the whole vault, which the agent does not hand out", hint="run it without an agent"
         )
