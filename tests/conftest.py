@@ -13,6 +13,35 @@ import pytest
 from vault.fileformat import KdfParams
 from vault.service import VaultService
 
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only():
+    """Nothing in a test may reach past this machine: an in-process connection to any
+    address that is not loopback fails the test.  (CLI subprocesses get a dead loopback
+    proxy for https instead: see KeywardCLI.)"""
+    import ipaddress
+    import socket
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            if not ipaddress.ip_address(host.split("%")[0]).is_loopback:
+                raise AssertionError(f"a test tried to connect to {host}: only 127.0.0.1 is allowed")
+
+    def connect(sock, address):
+        check(sock, address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    yield
+    socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+
 # The floor: keeps a KDF run to milliseconds.  Only tests of the defaults use more.
 SMALL_KDF = KdfParams(iterations=1, memory_kib=8 * 1024, parallelism=1)
 PASSPHRASE = "correct horse battery staple"
@@ -82,7 +111,10 @@ class KeywardCLI:
         self.passphrase_file = passphrase_file
         self.env = {
             k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")
-        } | {"HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run"), "PYTHONPATH": str(REPO)}
+        } | {"HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run"), "PYTHONPATH": str(REPO),
+             # Should anything try a real venue over https, it meets a dead proxy on
+             # loopback instead of leaving the machine.
+             "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": ""}
 
     def __call__(self, *args: str, input: str | None = None, passphrase: bool = True, timeout: float = 60,
                  env: dict[str, str] | None = None) -> Result:
