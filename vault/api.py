@@ -9,7 +9,9 @@
 Per-request schemes (PowerTrade's ES256 JWT, Hyper's signatures) are signed afresh for
 every request, retries included.  PowerTrade wants a rising nonce, and concurrent requests
 reach it in any order: a 401 whose reason is `replayed_nonce` (and only that one) is signed
-again and resent, one request at a time, at most NONCE_RETRIES times.  Session schemes log in when needed: TradeReady's bearer
+again and resent, one request at a time, at most NONCE_RETRIES times; new requests are signed
+only while no resend is in flight, so a resend is not overtaken by this process's own newer
+nonces.  Session schemes log in when needed: TradeReady's bearer
 (only for /agents and /battles, which require it) and Kiiex's aptoken.  After a 401 the
 request is retried once with a fresh login for TradeReady only; a Kiiex 401 drops the
 session and is returned as it is (its next request logs in once): Kiiex locks users out
@@ -80,7 +82,14 @@ class KeywardAuth(httpx.Auth):
     # --- the flows -------------------------------------------------------------------
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        carried = self._sign(request, force_login=False)
+        if self.venue == "powertrade":
+            # Signed under the resend lock: while a raced request is re-signed and resent
+            # (the lock held until its answer), no newer nonce can overtake it, so one
+            # resend is enough against this process's own concurrency.
+            with self._resend_lock:
+                carried = self._sign(request, force_login=False)
+        else:
+            carried = self._sign(request, force_login=False)
         response = yield request
         if self.venue == "powertrade" and response.status_code == 401:
             response.read()
@@ -106,7 +115,11 @@ class KeywardAuth(httpx.Auth):
         # A login (and the vault save after it) blocks: run it in a worker thread so the
         # event loop keeps going.  Per-request signing costs microseconds: done inline.
         session = self.venue in ("tradeready", "kiiex")
-        carried = await self._run(session, self._sign, request, False)
+        if self.venue == "powertrade":
+            async with self._async_resend_lock():  # see auth_flow
+                carried = self._sign(request, False)
+        else:
+            carried = await self._run(session, self._sign, request, False)
         response = yield request
         if self.venue == "powertrade" and response.status_code == 401:
             await response.aread()
