@@ -186,21 +186,29 @@ class Rotation:
                 f"(revoke it in the venue's web UI once nothing uses it)", True,
             )
 
-        def undo(data: VaultData) -> None:
-            a = data.find(label)
-            if a is None:
-                return
-            swap_back(a, self.clock(), "failed verification")
-            self.service.audit(data, "rotate", label, "failed", _short(f"verification failed: {health.message}"))
-            self.service.audit(data, "rollback", label, "ok", "previous credential restored; the new one kept as a retired generation")
-
-        self.service.transact(undo)
+        self._restore_after_failed_verification(
+            label, health, "previous credential restored; the new one kept as a retired generation"
+        )
         return RotationResult(
             label, "rolled-back",
             f"verification failed ({_short(health.message)}): {label} keeps using the previous credential; "
             f"the new one is kept as a retired generation (`keyward rotate --rollback {label}` switches to it)",
             False,
         )
+
+    def _restore_after_failed_verification(self, label: str, health: Health, detail: str) -> None:
+        """The previous set current again, the failed one kept as a generation; both the
+        failure and the rollback in the trail, in one save."""
+
+        def undo(data: VaultData) -> None:
+            a = data.find(label)
+            if a is None:
+                return
+            swap_back(a, self.clock(), "failed verification")
+            self.service.audit(data, "rotate", label, "failed", _short(f"verification failed: {health.message}"))
+            self.service.audit(data, "rollback", label, "ok", detail)
+
+        self.service.transact(undo)
 
     # -- going back --
     def rollback(self, label: str, *, verify: bool = True) -> RotationResult:
@@ -300,14 +308,9 @@ class Rotation:
         # The venue documents that the old key dies at once; believe it only if it is so.
         old_works = old_key is not None and self._key_works(acct, old_key)
         if old_works:
-            def undo(data: VaultData) -> None:
-                a = data.find(label)
-                if a is not None:
-                    swap_back(a, self.clock(), "failed verification")
-                    self.service.audit(data, "rotate", label, "failed", _short(f"verification failed: {health.message}"))
-                    self.service.audit(data, "rollback", label, "ok", "previous agent key restored (TradeReady still accepts it)")
-
-            self.service.transact(undo)
+            self._restore_after_failed_verification(
+                label, health, "previous agent key restored (TradeReady still accepts it)"
+            )
             return RotationResult(
                 label, "rolled-back",
                 f"verification failed ({_short(health.message)}) and TradeReady still accepts the previous key: "
