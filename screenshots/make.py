@@ -55,9 +55,8 @@ def _check(name: str, svg: str, secrets: list[str]) -> None:
 
 
 async def _shoot(path: Path, sandbox) -> dict[str, str]:
-    from textual.widgets import Input
-
     from tui.app import KeywardApp
+    from tui.fixtures import settle
     from tui.widgets.accounts_table import AccountsTable
     from vault.cli.app_cmds import build_demo, demo_banner
     from vault.fileformat import KdfParams
@@ -67,16 +66,8 @@ async def _shoot(path: Path, sandbox) -> dict[str, str]:
     app = KeywardApp(path, service=demo.service, clock=clock, banner=banner, watch=False)
     shots: dict[str, str] = {}
     async with app.run_test(size=SIZE) as pilot:
-        async def steady() -> None:
-            for _ in range(3):
-                await pilot.pause()
-                await app.workers.wait_for_complete()
-            for box in app.screen.query(Input):
-                box.cursor_blink = False
-            await pilot.pause()
-
         async def shot(name: str) -> None:
-            await steady()
+            await settle(pilot, still_cursors=True)
             shots[name] = app.export_screenshot(title=f"keyward: {name}")
 
         await shot("dashboard")

@@ -15,11 +15,10 @@ import json
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input
 
 from tests.conftest import PASSPHRASE, SMALL_KDF
 from tui.app import KeywardApp
-from tui.fixtures import T0, sample_vault
+from tui.fixtures import T0, sample_vault, settle
 from tui.widgets.accounts_table import AccountsTable
 
 SIZE = (140, 40)
@@ -53,13 +52,7 @@ def unlocked_app(vault_file: Path) -> KeywardApp:
 
 async def steady(pilot) -> None:
     """Screens switched, jobs done, no blinking cursor."""
-    app = pilot.app
-    for _ in range(3):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    for box in app.screen.query(Input):
-        box.cursor_blink = False
-    await pilot.pause()
+    await settle(pilot, still_cursors=True)
 
 
 async def select(pilot, label: str) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from tui import fixtures
 from tui.app import KeywardApp
 from tui.widgets.accounts_table import AccountsTable
 
 
 async def settle(app: KeywardApp, pilot) -> None:
     """Let screens switch and every background job finish (no sleeping on the clock)."""
-    for _ in range(3):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
+    await fixtures.settle(pilot)
 
 
 async def select(app: KeywardApp, pilot, label: str) -> None:

@@ -129,3 +129,19 @@ def generated_account(i: int, now: float = T0) -> Account:
     acct.rate_limit = RateLimit(limit=600, remaining=(i * 37) % 600, reset_at=now + (i % 60), observed_at=now)
     acct.health = Health(ok=i % 17 != 0, checked_at=now - (i % 300), latency_ms=float(20 + i % 200), message="ok")
     return acct
+
+
+async def settle(pilot, *, still_cursors: bool = False) -> None:
+    """Under Pilot: let screens switch and every background job finish, without sleeping
+    on the clock.  `still_cursors` stops input cursors blinking, for pictures that must
+    come out the same every run (snapshots, screenshots)."""
+    app = pilot.app
+    for _ in range(3):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+    if still_cursors:
+        from textual.widgets import Input
+
+        for box in app.screen.query(Input):
+            box.cursor_blink = False
+    await pilot.pause()
