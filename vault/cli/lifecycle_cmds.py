@@ -739,7 +739,7 @@ def cmd_audit(ctx: Context) -> int:
 
 
 def cmd_key_age(ctx: Context) -> int:
-    from ..views import key_max_age
+    from ..views import summary
 
     a = ctx.args
     service = ctx.unlock()
@@ -767,12 +767,12 @@ def cmd_key_age(ctx: Context) -> int:
     now = ctx.clock()
     default = service.data.settings.key_max_age_days
     accounts = [service.get(a.label)] if a.label else list(service.accounts)
+    keys = ("label", "venue", "key_age_days", "key_max_age_days", "key_overdue")
     rows = []
-    for acct in accounts:
-        age = acct.key_age_days(now)
-        limit = key_max_age(acct, default)
-        rows.append({"label": acct.label, "venue": acct.venue, "key_age_days": round(age, 1),
-                     "key_max_age_days": limit, "key_overdue": age > limit, "due_in_days": round(limit - age, 1)})
+    for acct in accounts:  # the same age arithmetic as `list --json` and the dashboard
+        row = {k: v for k, v in summary(acct, now, default_max_age=default).items() if k in keys}
+        row["due_in_days"] = round(row["key_max_age_days"] - acct.key_age_days(now), 1)
+        rows.append(row)
     if a.json:
         json.dump(rows, ctx.stdout, indent=2)
         ctx.out()
