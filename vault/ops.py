@@ -20,6 +20,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from .account_ops import AccountChanges
 from .errors import AccountNotFound, AuthRejected, InputError, KeywardError, NetworkError, VaultError, VaultLocked
 from .http import NOT_SENT, Exchange, Sender, describe_skew, harden, json_body, make_client, skew_matters
 from .model import Account, Credentials, Health, RateLimit, Token, VaultData, iso
@@ -64,7 +65,9 @@ def _stderr(message: str) -> None:
     print(f"keyward: {message}", file=sys.stderr, flush=True)
 
 
-class VenueOps:
+class VenueOps(AccountChanges):
+    """Venue operations, plus the account changes of vault.account_ops."""
+
     def __init__(
         self,
         service: VaultService,

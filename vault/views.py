@@ -34,13 +34,17 @@ def masked_fields(acct: Account, reveal: bool = False) -> dict[str, str]:
 
 def env_name(acct: Account) -> str:
     """The environment to show: its name, "sandbox" for a loopback URL, else "custom"."""
-    if acct.env:
-        return acct.env
+    return env_label(acct.env, acct.base_url)
+
+
+def env_label(env: str | None, base_url: str) -> str:
+    if env:
+        return env
     from urllib.parse import urlsplit
 
     from .endpoints import is_loopback_host
 
-    return "sandbox" if is_loopback_host(urlsplit(acct.base_url).hostname) else "custom"
+    return "sandbox" if is_loopback_host(urlsplit(base_url).hostname) else "custom"
 
 
 def key_display(acct: Account) -> str:

@@ -195,6 +195,57 @@ class AgentClient:
 
         return self._op(lambda ops: record_copy(ops.service, label, what), "record_copy", label=label, what=what)
 
+    # --- account changes (vault.account_ops) -----------------------------------------
+
+    def store_account(self, acct: Any, *, action: str = "add", detail: str = "", keep_both: bool = False) -> str:
+        return self._op(
+            lambda ops: ops.store_account(acct, action=action, detail=detail, keep_both=keep_both),
+            "store_account", account=acct.to_dict(), action=action, detail=detail, keep_both=bool(keep_both),
+        )
+
+    def record_failure(self, action: str, labels: list[str], detail: str) -> None:
+        labels = list(labels)
+        return self._op(lambda ops: ops.record_failure(action, labels, detail), "record_failure",
+                        action=action, labels=labels, detail=detail)
+
+    def bundle_conflicts(self, incoming: list[Any]) -> list[dict[str, Any]]:
+        return self._op(lambda ops: ops.bundle_conflicts(incoming), "bundle_conflicts",
+                        accounts=[a.to_dict() for a in incoming])
+
+    def import_accounts(self, incoming: list[Any], policy: str, decisions: dict[str, str] | None = None) -> list[dict[str, str]]:
+        return self._op(lambda ops: ops.import_accounts(incoming, policy, decisions), "import_accounts",
+                        accounts=[a.to_dict() for a in incoming], policy=policy, decisions=dict(decisions or {}))
+
+    def account_detail(self, label: str, *, reveal: bool = False) -> dict[str, Any]:
+        return self._op(lambda ops: ops.account_detail(label, reveal=reveal), "account_detail",
+                        label=label, reveal=bool(reveal))
+
+    def fields_for_copy(self, label: str) -> dict[str, Any]:
+        return self._op(lambda ops: ops.fields_for_copy(label), "fields_for_copy", label=label)
+
+    def export_accounts(self, labels: list[str], detail: str) -> list[Any]:
+        from ..model import Account
+
+        labels = list(labels)
+        got = self._op(lambda ops: ops.export_accounts(labels, detail), "export_accounts", labels=labels, detail=detail)
+        return [a if isinstance(a, Account) else Account.from_dict(a) for a in got]
+
+    def vault_kdf(self) -> Any:
+        from ..fileformat import KdfParams
+
+        got = self._op(lambda ops: ops.vault_kdf(), "vault_kdf")
+        return got if isinstance(got, KdfParams) else KdfParams(*got)
+
+    def rotation_mode(self, label: str) -> str:
+        return self._op(lambda ops: ops.rotation_mode(label), "rotation_mode", label=label)
+
+    def rotate(self, label: str, fields: dict[str, str] | None = None, *, rollback: bool = False,
+               verify: bool = True, source: str = "") -> dict[str, Any]:
+        return self._op(
+            lambda ops: ops.rotate(label, fields, rollback=rollback, verify=verify, source=source),
+            "rotate", label=label, fields=fields, rollback=bool(rollback), verify=bool(verify), source=source,
+        )
+
     # --- the agent itself -------------------------------------------------------------
 
     def open_vault(self) -> bytes:

@@ -28,8 +28,9 @@ import sys
 FAST_COMMANDS = frozenset({"token", "headers"})
 # Commands that read or change the vault itself, without a prompt, a file or a terminal
 # of their own: the agent runs them on its unlocked vault, through the same locked,
-# atomic saves.  (`remove` only with --yes; `show --reveal` and `--copy` take the normal
-# path: a stored secret leaves the vault only after the caller's own passphrase.)
+# atomic saves.  (`remove` only with --yes, and `show --copy` takes the normal path: the
+# question and the clipboard are the caller's.  Every other command also works with an
+# agent, in the caller's process, through `ctx.ops()`: vault.account_ops.)
 VAULT_COMMANDS = frozenset({"list", "show", "audit", "key-age", "setting", "pubkey", "remove"})
 AGENT_COMMANDS = FAST_COMMANDS | VAULT_COMMANDS
 _GLOBAL_WITH_VALUE = ("--vault", "--passphrase-file")

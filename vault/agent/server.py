@@ -393,11 +393,62 @@ def _path(request: dict[str, Any]) -> str | None:
     return path
 
 
+def _account(raw: Any) -> Any:
+    """An Account sent as `Account.to_dict()` (vault.account_ops checks its content)."""
+    from ..model import Account
+
+    if not isinstance(raw, dict):
+        raise AgentError("the request carries no account object", hint="pass the account to store")
+    try:
+        return Account.from_dict(raw)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        raise AgentError("the request's account is malformed", hint="check the input") from None
+
+
+def _accounts(request: dict[str, Any]) -> list[Any]:
+    raw = request.get("accounts")
+    if not isinstance(raw, list) or len(raw) > MAX_LABELS:
+        raise AgentError("the request's accounts are not a list", hint="pass the accounts")
+    return [_account(a) for a in raw]
+
+
+def _text(request: dict[str, Any], key: str, limit: int = 200) -> str:
+    value = request.get(key, "")
+    if not isinstance(value, str) or len(value) > limit:
+        raise AgentError(f"the request's {key} is not a short text", hint=f"pass {key} as text")
+    return value
+
+
+def _fields(request: dict[str, Any]) -> dict[str, str] | None:
+    fields = request.get("fields")
+    if fields is not None and not (
+        isinstance(fields, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items())
+    ):
+        raise AgentError("the request's fields are not text", hint="pass the credential fields")
+    return fields
+
+
+def _decisions(request: dict[str, Any]) -> dict[str, str]:
+    decisions = request.get("decisions") or {}
+    if not isinstance(decisions, dict) or not all(isinstance(v, str) for v in decisions.values()):
+        raise AgentError("the request's decisions are not a map of labels to answers", hint="pass them as given")
+    return decisions
+
+
+def _kdf(ops: Any) -> list[int]:
+    kdf = ops.vault_kdf()
+    return [kdf.iterations, kdf.memory_kib, kdf.parallelism]
+
+
 # What the agent does.  Each returns what VenueOps returns: tokens, headers and signatures
 # that a request carries (short-lived, and exactly what `keyward token/headers` print),
-# health, doctor lines, labels and non-secret summaries.  There is deliberately no
-# operation that returns an account's stored fields, the data key or the passphrase:
-# reveal, export and edits ask for the passphrase in the process that wants them.
+# health, doctor lines, labels and non-secret summaries; and it applies the account
+# changes whose input the CLI gathered in its own process (vault.account_ops).  Stored
+# credentials leave only through the explicit requests the CLI already allows, each
+# recorded in the audit trail before it is answered: `show --reveal` (via "run"),
+# `show --copy` ("fields_for_copy") and `export` ("export_accounts").  There is no
+# operation that returns the data key or the passphrase (the dashboard's "open_vault"
+# aside, which `keyward unlock --dashboard` must ask for).
 _OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "token": lambda ops, r: ops.token(_label(r), force=r.get("force") is True),
     "headers": lambda ops, r: ops.headers(_label(r)),
@@ -412,6 +463,21 @@ _OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "summary": lambda ops, r: ops.summary(_label(r)),
     "run": lambda ops, r: run_cli(ops, _argv(r)),
     "record_copy": lambda ops, r: _record_copy(ops, r),
+    "store_account": lambda ops, r: ops.store_account(
+        _account(r.get("account")), action=_text(r, "action"), detail=_text(r, "detail"), keep_both=r.get("keep_both") is True
+    ),
+    "record_failure": lambda ops, r: ops.record_failure(_text(r, "action"), _labels(r), _text(r, "detail")),
+    "bundle_conflicts": lambda ops, r: ops.bundle_conflicts(_accounts(r)),
+    "import_accounts": lambda ops, r: ops.import_accounts(_accounts(r), _text(r, "policy"), _decisions(r)),
+    "account_detail": lambda ops, r: ops.account_detail(_label(r), reveal=r.get("reveal") is True),
+    "fields_for_copy": lambda ops, r: ops.fields_for_copy(_label(r)),
+    "export_accounts": lambda ops, r: [a.to_dict() for a in ops.export_accounts(_labels(r), _text(r, "detail"))],
+    "vault_kdf": lambda ops, r: _kdf(ops),
+    "rotation_mode": lambda ops, r: ops.rotation_mode(_label(r)),
+    "rotate": lambda ops, r: ops.rotate(
+        _label(r), _fields(r), rollback=r.get("rollback") is True, verify=r.get("verify") is not False,
+        source=_text(r, "source"),
+    ),
 }
 
 
@@ -458,10 +524,6 @@ def run_cli(ops: Any, argv: list[str]) -> dict[str, Any]:
     if getattr(args, "copy", False):  # the clipboard is the caller's (its display, its terminal)
         return {"fallback": True}
     if command == "remove" and not getattr(args, "yes", False):  # asks on the caller's terminal
-        return {"fallback": True}
-    if getattr(args, "reveal", False):
-        # A stored secret leaving the vault: the caller proves the passphrase itself, so
-        # a process running as the user cannot pull long-lived credentials out through us.
         return {"fallback": True}
     ctx = AgentContext(args, ops, out, err, vault_access=command in VAULT_COMMANDS)
     try:

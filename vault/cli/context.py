@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from ..errors import Cancelled, InputError, KeywardError
 from ..storage import default_vault_path, permission_warning
@@ -43,6 +43,7 @@ class Context:
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     clock: Callable[[], float] = time.time
     _service: VaultService | None = None
+    _ops: Any = None
 
     @property
     def vault_path(self) -> Path:
@@ -136,17 +137,19 @@ class Context:
         return self._service
 
     def ops(self):
-        """The venue operations (token, headers, login, check) for this command: see
-        vault.ops.VenueOps.  Served by the unlock agent when one holds this vault (no
-        passphrase, no KDF run, no heavy imports); else, or if the agent dies mid-call,
-        done locally after the usual prompt."""
-        if self._service is None:
-            from ..agent.client import connect
+        """The vault and venue operations for this command (vault.ops.VenueOps: tokens,
+        headers, logins, checks, and the account changes of vault.account_ops).  Served
+        by the unlock agent when one holds this vault (no passphrase, no KDF run, no
+        heavy imports); else, or if the agent dies mid-call, done locally after the
+        usual prompt.  One per command: one connection, one unlock at most."""
+        if self._ops is None:
+            if self._service is None:
+                from ..agent.client import connect
 
-            client = connect(self.vault_path, fallback=self._local_ops)
-            if client is not None:
-                return client
-        return self._local_ops()
+                self._ops = connect(self.vault_path, fallback=self._local_ops)
+            if self._ops is None:
+                self._ops = self._local_ops()
+        return self._ops
 
     def _local_ops(self):
         from ..ops import VenueOps

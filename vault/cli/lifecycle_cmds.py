@@ -302,7 +302,6 @@ def cmd_register(ctx: Context) -> int:
     from ..http import Sender, json_body, make_client
     from ..model import Account
     from ..providers import get_provider
-    from ..rotation import store_or_rescue
 
     a = ctx.args
     provider = get_provider(a.venue)
@@ -313,8 +312,8 @@ def cmd_register(ctx: Context) -> int:
         )
     check_label(a.label)
     base_url, env = resolve_base_url(provider.venue, a.env, a.base_url)
-    service = ctx.unlock()
-    if service.data.find(a.label) is not None:
+    ops = ctx.ops()  # before the venue creates anything: the vault opens, the label is free
+    if a.label in ops.labels():
         raise AccountExists(f"an account labelled {a.label!r} already exists", hint="choose another label")
     body: dict[str, object] = {"display_name": a.display_name}
     if a.email:
@@ -337,7 +336,7 @@ def cmd_register(ctx: Context) -> int:
     lost = (f"TradeReady answered HTTP {status} (account created) but its answer", "the account exists without "
             "its keys reaching keyward: ask TradeReady support to close it, then register again")
     if not isinstance(answer, dict):
-        service.record("register", a.label, "failed", f"HTTP {status}: the answer is not a JSON object")
+        ops.record_failure("register", [a.label], f"HTTP {status}: the answer is not a JSON object")
         raise VenueError(f"{lost[0]} is not a JSON object", hint=lost[1])
     from ..formats import recognise
 
@@ -346,28 +345,19 @@ def cmd_register(ctx: Context) -> int:
     except InputError:
         venue, fields = "", {}
     if venue != "tradeready":
-        service.record("register", a.label, "failed", f"HTTP {status}: no API key and secret in the answer")
+        ops.record_failure("register", [a.label], f"HTTP {status}: no API key and secret in the answer")
         raise VenueError(f"{lost[0]} holds no API key and secret", hint=lost[1])
     del answer
     acct = Account(label=a.label, venue=provider.venue, base_url=base_url, env=env, fields=provider.normalize(fields),
                    created_at=ctx.clock())
     what = ", ".join(n for n in ("api_key", "api_secret", "agent_api_key") if n in acct.fields)
 
-    def change(data):
-        label = acct.label
-        if data.find(label) is not None:  # taken meanwhile by another process: keep both
-            from ..bundle import free_label
-
-            acct.label = free_label(label, {x.label for x in data.accounts})
-        data.accounts.append(acct)
-        service.audit(data, "register", acct.label, "ok", f"registered through the API; stored {what}")
-
-    store_or_rescue(service, change, "TradeReady registered the account")
+    stored = ops.store_account(acct, action="register", detail=f"registered through the API; stored {what}", keep_both=True)
     ids = ", ".join(f"{n} {acct.fields[n]}" for n in ("account_id", "agent_id") if n in acct.fields)
-    ctx.out(f"registered {acct.label} ({provider.title}, {env or base_url}{'; ' + ids if ids else ''})")
+    ctx.out(f"registered {stored} ({provider.title}, {env or base_url}{'; ' + ids if ids else ''})")
     ctx.out(f"  stored {what} in the vault; they were not shown, and TradeReady will not show the secret again")
-    if acct.label != a.label:
-        ctx.warn(f"warning: {a.label!r} was taken meanwhile; saved as {acct.label!r}")
+    if stored != a.label:
+        ctx.warn(f"warning: {a.label!r} was taken meanwhile; saved as {stored!r}")
     return 0
 
 
@@ -384,28 +374,18 @@ def cmd_capture(ctx: Context) -> int:
     check_label(a.label)
     base_url, env = resolve_base_url(provider.venue, a.env, a.base_url)
     source = Source(ctx, provider.venue, "the credentials")
-    service = ctx.unlock()  # before the paste: a wrong passphrase must not cost a one-time secret
-    if service.data.find(a.label) is not None:
+    ops = ctx.ops()  # before the paste: a wrong passphrase must not cost a one-time secret
+    if a.label in ops.labels():
         raise AccountExists(f"an account labelled {a.label!r} already exists", hint="choose another label, or `keyward rotate` it")
     captured = source.capture()
     acct = Account(label=a.label, venue=provider.venue, base_url=base_url, env=env, fields=captured.fields,
                    created_at=ctx.clock(), tags=list(a.tag), notes=a.notes)
     detail = f"from {captured.source_format}" + (f"; {len(captured.repairs)} repair(s)" if captured.repairs else "")
-
-    def change(data):
-        if data.find(acct.label) is not None:  # taken meanwhile by another process: keep both
-            from ..bundle import free_label
-
-            acct.label = free_label(a.label, {x.label for x in data.accounts})
-        data.accounts.append(acct)
-        service.audit(data, "capture", acct.label, "ok", detail)
-
-    from ..rotation import store_or_rescue
-
-    store_or_rescue(service, change, f"the credentials for {acct.label!r} were read")
-    if acct.label != a.label:
-        ctx.warn(f"warning: {a.label!r} was taken meanwhile; saved as {acct.label!r}")
-    ctx.out(f"captured {acct.label} ({provider.title}, {env or base_url}) from {captured.source_format}")
+    # keep_both: a label taken meanwhile by another process must not cost the secret.
+    stored = ops.store_account(acct, action="capture", detail=detail, keep_both=True)
+    if stored != a.label:
+        ctx.warn(f"warning: {a.label!r} was taken meanwhile; saved as {stored!r}")
+    ctx.out(f"captured {stored} ({provider.title}, {env or base_url}) from {captured.source_format}")
     report_repairs(ctx, captured)
     source.after_save()
     return 0
@@ -415,39 +395,32 @@ def cmd_capture(ctx: Context) -> int:
 
 
 def cmd_rotate(ctx: Context) -> int:
-    from ..rotation import Rotation
-
     a = ctx.args
-    service = ctx.unlock()
-    acct = service.get(a.label)
-    verify = None if a.no_verify else (lambda label: ctx.ops().check(label))
-    rotation = Rotation(service, verify, clock=ctx.clock)
+    ops = ctx.ops()
+    mode = ops.rotation_mode(a.label)  # the account exists (and the vault opens) before any paste
+    verify = not a.no_verify
     if a.rollback:
         if a.file or a.shred_source:
             raise InputError("--rollback reads no new credentials", hint="drop --file/--shred-source")
-        result = rotation.rollback(a.label, verify=not a.no_verify)
-    elif acct.venue == "tradeready" and acct.fields.get("agent_id") and not a.file:
+        result = ops.rotate(a.label, rollback=True, verify=verify)
+    elif mode == "regenerate" and not a.file:
         if a.no_verify:
             raise InputError("TradeReady revokes the old agent key at once, so its rotation is always verified",
                              hint="drop --no-verify")
-        result = rotation.regenerate_tradeready(a.label)
+        result = ops.rotate(a.label)
     else:
-        source = Source(ctx, acct.venue, "the NEW credentials")
+        venue = ops.summary(a.label)["venue"]
+        source = Source(ctx, venue, "the NEW credentials")
         captured = source.capture()
-        fields = captured.fields
-        if acct.venue == "tradeready":
-            # A new account key keeps the account's ids (and agent) unless the paste says otherwise.
-            fields = {k: v for k, v in acct.fields.items() if k in ("account_id", "agent_id", "agent_api_key")} | fields
-        if acct.venue == "kiiex" and fields.get("user_id") != acct.fields.get("user_id"):
-            ctx.warn(f"warning: the new credentials belong to Kiiex user {fields.get('user_id')}, "
-                     f"not {acct.fields.get('user_id')}")
         report_repairs(ctx, captured)
-        result = rotation.replace(a.label, fields, verify=not a.no_verify, source=f" from {captured.source_format}")
+        result = ops.rotate(a.label, captured.fields, verify=verify, source=f" from {captured.source_format}")
         source.after_save()
-    if result.ok:
-        ctx.out(result.message)
+    for warning in result.get("warnings", ()):
+        ctx.warn(warning)
+    if result["ok"]:
+        ctx.out(result["message"])
         return 0
-    ctx.warn(f"keyward: {result.message}")
+    ctx.warn(f"keyward: {result['message']}")
     return VenueError.exit_code
 
 
@@ -504,18 +477,20 @@ def cmd_export(ctx: Context) -> int:
     elif ctx.stdout.isatty() and not a.allow_terminal:
         raise InputError("refusing to print plaintext secrets to the terminal",
                          hint="pass --output FILE, pipe it, or add --allow-terminal")
-    service = ctx.unlock()
-    acct = service.get(label)
+    ops = ctx.ops()
+    if label not in ops.labels():
+        ops.summary(label)  # the usual "no account labelled ..." error, before the question
     where = str(target) if target is not None else "stdout"
     _confirm_plaintext(ctx, f"Export {label}'s secrets IN PLAINTEXT ({a.format}) to {where}?")
+    # Recorded as it is handed over: an export that happened must never be missing from the trail.
+    (acct,) = ops.export_accounts([label], f"plaintext {a.format} to {where}")
     text = render(acct, a.format, ctx.clock())
-    # Recorded first: an export that happened must never be missing from the trail.
-    service.record("export", label, "ok", f"plaintext {a.format} to {where}")
+    del acct
     if target is not None:
         try:
             write_private(target, text.encode("utf-8"))
         except OSError as exc:
-            service.record("export", label, "failed", f"could not write {where}")
+            ops.record_failure("export", [label], f"could not write {where}")
             raise InputError(f"cannot write {target}: {exc.strerror}", hint="check the path and permissions") from None
         ctx.warn(f"exported {label} ({a.format}) to {target} (mode 0600): plaintext secrets, delete it when done")
     else:
@@ -531,32 +506,29 @@ def export_bundle(ctx: Context) -> int:
     a = ctx.args
     target = Path(a.encrypted).expanduser()
     _writable_target(ctx, target)
-    service = ctx.unlock()
-    accounts = [service.get(label) for label in a.labels] if a.labels else list(service.accounts)
-    if not accounts:
+    ops = ctx.ops()
+    labels = list(dict.fromkeys(a.labels)) if a.labels else ops.labels()
+    if not labels:
         raise InputError("the vault has no accounts to export", hint="add one first")
+    known = set(ops.labels())
+    for label in labels:
+        if label not in known:
+            ops.summary(label)  # the usual "no account labelled ..." error, before any question
     passphrase = ctx.new_passphrase(a.bundle_passphrase_file, "Passphrase for the bundle")
     if len(passphrase) < MIN_BUNDLE_PASSPHRASE:
         raise InputError(f"the bundle passphrase is shorter than {MIN_BUNDLE_PASSPHRASE} characters",
                          hint="choose a longer one: the bundle may travel where anyone can try passphrases on it")
-    kdf = bundle.bundle_kdf(service.kdf)
+    kdf = bundle.bundle_kdf(ops.vault_kdf())
+    # Recorded as they are handed over, as for plaintext: an export that happened is never missing.
+    accounts = ops.export_accounts(labels, f"encrypted bundle to {target}")
     blob = bundle.seal(accounts, passphrase, kdf, ctx.clock())
-    del passphrase
-
-    def record(outcome: str, detail: str):
-        def change(data):
-            for acct in accounts:
-                service.audit(data, "export", acct.label, outcome, detail)
-        return change
-
-    # Recorded first, as for plaintext: an export that happened is never missing.
-    service.transact(record("ok", f"encrypted bundle to {target}"))
+    del passphrase, accounts
     try:
         write_private(target, blob)
     except OSError as exc:
-        service.transact(record("failed", f"could not write {target}"))
+        ops.record_failure("export", labels, f"could not write {target}")
         raise InputError(f"cannot write {target}: {exc.strerror}", hint="check the path and permissions") from None
-    ctx.out(f"exported {len(accounts)} account{'s' if len(accounts) != 1 else ''} to {target} "
+    ctx.out(f"exported {len(labels)} account{'s' if len(labels) != 1 else ''} to {target} "
             f"(encrypted, {kdf.describe()}); import it with `keyward import {target}`")
     return 0
 
@@ -568,18 +540,11 @@ _ANSWERS = {"k": "keep-both", "keep": "keep-both", "keep-both": "keep-both", "bo
             "s": "skip", "skip": "skip", "r": "replace", "replace": "replace"}
 
 
-def _ask_conflict(ctx: Context, incoming, existing) -> str:
-    from ..model import iso
-
-    def where(acct) -> str:
-        return acct.env or acct.base_url
-
-    differs = [what for what, same in (("venue", existing.venue == incoming.venue),
-                                       ("location", existing.base_url == incoming.base_url),
-                                       ("credentials", existing.fields == incoming.fields)) if not same]
-    question = (f"{incoming.label!r} exists ({existing.venue}, {where(existing)}, created {iso(existing.created_at) or '?'}); "
-                f"the bundle's is {incoming.venue}, {where(incoming)} (different {' and '.join(differs)}). "
-                "[k]eep both, [s]kip, [r]eplace? ")
+def _ask_conflict(ctx: Context, incoming, existing: dict) -> str:
+    """`existing` is vault.account_ops' description of the clash (no credential values)."""
+    question = (f"{incoming.label!r} exists ({existing['venue']}, {existing['where']}, created {existing['created_at'] or '?'}); "
+                f"the bundle's is {incoming.venue}, {incoming.env or incoming.base_url} "
+                f"(different {' and '.join(existing['differs'])}). [k]eep both, [s]kip, [r]eplace? ")
     for _ in range(3):
         choice = _ANSWERS.get(ctx.ask(question).strip().lower())
         if choice:
@@ -611,38 +576,24 @@ def import_bundle(ctx: Context) -> int:
             raise InputError(f"--label renames one account, and the bundle holds {len(incoming)}", hint="drop --label")
         check_label(a.label)
         incoming[0].label = a.label
-    service = ctx.unlock()
+    ops = ctx.ops()
     policy = getattr(a, "on_conflict", None) or "ask"
     decisions: dict[str, str] = {}
-    clashing = bundle.conflicts(service.data, incoming)
+    clashing = ops.bundle_conflicts(incoming)
     if clashing and policy == "ask":
         if not ctx.interactive:
             raise InputError(
-                f"label{'s' if len(clashing) > 1 else ''} {', '.join(x.label for x in clashing)} already in the vault; "
+                f"label{'s' if len(clashing) > 1 else ''} {', '.join(x['label'] for x in clashing)} already in the vault; "
                 "no terminal to ask on",
                 hint="pass --on-conflict keep-both|skip|replace; nothing was imported",
             )
-        for acct in clashing:
-            decisions[acct.label] = _ask_conflict(ctx, acct, service.data.find(acct.label))
-
-    def decide(incoming_acct, existing) -> str:
-        if policy != "ask":
-            return policy
-        if incoming_acct.label not in decisions:
-            raise InputError("the vault changed while you were answering", hint="run the import again; nothing was imported")
-        return decisions[incoming_acct.label]
-
-    now = ctx.clock()
-
-    def change(data):
-        items = bundle.plan(data, incoming, decide)
-        bundle.apply(data, items, now, service.audit)
-        return items
-
-    items = service.transact(change)
+        by_label = {acct.label: acct for acct in incoming}
+        for clash in clashing:
+            decisions[clash["label"]] = _ask_conflict(ctx, by_label[clash["label"]], clash)
+    items = ops.import_accounts(incoming, policy, decisions)
     for item in items:
-        ctx.out(item.describe())
-    added = sum(1 for i in items if i.action in ("add", "keep-both", "replace"))
+        ctx.out(item["text"])
+    added = sum(1 for i in items if i["action"] in ("add", "keep-both", "replace"))
     ctx.out(f"imported {added} of {len(items)} account{'s' if len(items) != 1 else ''} from {path}")
     return 0
 

@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import Cancelled, InputError, InvalidCredential
+from ..account_ops import check_label
+from ..errors import AccountExists, Cancelled, InputError, InvalidCredential
 from .context import Context
 
 
@@ -138,13 +139,6 @@ def build_account(ctx: Context, venue: str, label: str, fields: dict[str, str], 
     return Account(label=label, venue=provider.venue, base_url=url, env=env_name, fields=provider.normalize(fields))
 
 
-def check_label(label: str) -> None:
-    if not label or len(label) > 64 or not all(c.isalnum() or c in "-_.@" for c in label):
-        raise InputError(
-            f"invalid label {label!r}", hint="use 1-64 letters, digits and - _ . @"
-        )
-
-
 def cmd_add(ctx: Context) -> int:
     from ..formats import canonical_fields, parse_json
     from ..providers import get_provider
@@ -160,15 +154,13 @@ def cmd_add(ctx: Context) -> int:
         if not any(f.name == "private_key" for f in provider.fields):
             raise InputError(f"{provider.venue} takes no private key", hint="drop --private-key-file")
         fields["private_key"] = read_text(ctx, a.private_key_file)
-    service = ctx.unlock()  # before prompting, so a wrong passphrase wastes no typing
-    if service.data.find(a.label) is not None:
-        from ..errors import AccountExists
-
+    ops = ctx.ops()  # before prompting, so a wrong passphrase wastes no typing
+    if a.label in ops.labels():
         raise AccountExists(f"an account labelled {a.label!r} already exists", hint="choose another label")
     fields = prompt_missing(ctx, provider.venue, fields)
     acct = build_account(ctx, provider.venue, a.label, fields, a.env, a.base_url)
     acct.tags, acct.notes = list(a.tag), a.notes
-    service.add_account(acct)
+    ops.store_account(acct, action="add")
     ctx.out(f"added {acct.label} ({provider.title}, {acct.env or acct.base_url})")
     return 0
 
@@ -199,10 +191,10 @@ def cmd_import(ctx: Context) -> int:
         label = answer.strip() or suggestion
     base_url = a.base_url or (extras.get("base_url") if not a.env else None)
     env = a.env or (extras.get("env") if not base_url else None)
-    service = ctx.unlock()
+    ops = ctx.ops()
     fields = prompt_missing(ctx, venue, fields)
     acct = build_account(ctx, venue, str(label), fields, env, base_url)
-    service.add_account(acct)
+    ops.store_account(acct, action="add", detail="imported")
     ctx.out(f"imported {acct.label} ({venue})")
     return 0
 
@@ -235,25 +227,23 @@ def cmd_list(ctx: Context) -> int:
 
 
 def cmd_show(ctx: Context) -> int:
-    from ..views import detail, env_name
+    from ..views import env_label
 
     a = ctx.args
-    service = ctx.unlock()
-    acct = service.get(a.label)
     if a.copy:
-        from ..clipboard import copy_secret
+        from ..clipboard import copy_secret, require_backend
 
-        # Copy first: a copy that failed (no clipboard here) must not be audited as done.
-        copy_secret(json.dumps(detail(acct, ctx.clock(), reveal=True)["fields"]), ctx)
-        service.record("copy", a.label, detail="fields")
-    if a.reveal:
-        service.record("reveal", a.label)
-    info = detail(acct, ctx.clock(), reveal=a.reveal, default_max_age=service.data.settings.key_max_age_days)
+        # The clipboard first: a copy that cannot happen must not be audited as done.
+        require_backend()
+        fields = ctx.ops().fields_for_copy(a.label)  # recorded by whoever holds the vault
+        copy_secret(fields["text"], ctx, clear_after=fields["clear_after"])
+        del fields
+    info = ctx.ops().account_detail(a.label, reveal=a.reveal)
     if a.json:
         json.dump(info, ctx.stdout, indent=2)
         ctx.out()
         return 0
-    ctx.out(f"{info['label']}  ({info['venue']}, {env_name(acct)})  {info['base_url']}")
+    ctx.out(f"{info['label']}  ({info['venue']}, {env_label(info['env'], info['base_url'])})  {info['base_url']}")
     for name, value in info["fields"].items():
         if "\n" in value:
             ctx.out(f"  {name}:")
