@@ -896,7 +896,7 @@ def _snapshot(root: Path, skip: set[Path]) -> dict[str, bytes]:
 
 
 def test_no_secret_is_written_to_disk(
-    kw: KeywardCLI, desk: SimpleNamespace, agent: Any, tmp_path: Path, short_runtime: Path
+    kw: KeywardCLI, desk: SimpleNamespace, agent: Any, tmp_path: Path, short_runtime: Path, sandbox: Any
 ) -> None:
     stored = VaultService.unlock(kw.vault_path, PASSPHRASE).get("desk").fields["private_key"]
     skip = {desk.creds, kw.passphrase_file}
@@ -910,12 +910,21 @@ def test_no_secret_is_written_to_disk(
         done = kw(*args, passphrase=False)
         assert done.code == 0, done.both
         tokens += re.findall(r"eyJ[\w-]+\.[\w-]+\.[\w-]+", done.out)
+    # Writes through the agent too: the new secrets reach the vault's encrypted file only.
+    more = sandbox.issue("hypersolutions")
+    done = kw("capture", "hypersolutions", "hs", "--base-url", sandbox.base_url("hypersolutions"),
+              input=json.dumps(more), passphrase=False)
+    assert done.code == 0, done.both
+    newer = sandbox.issue("hypersolutions")
+    done = kw("rotate", "hs", input=json.dumps(newer), passphrase=False)
+    assert done.code == 0, done.both
     assert os.listdir(sock.parent) == [sock.name] and runtime_files == {sock.name}
     assert kw("lock", passphrase=False).code == 0
     after = _snapshot(tmp_path, skip) | {"run/" + k: v for k, v in _snapshot(short_runtime, skip).items()}
     assert set(after) == set(before)  # no new file anywhere: no log, no pid file, no cache
     assert os.listdir(sock.parent) == []
     secrets = [PASSPHRASE.encode(), *(t.encode() for t in set(tokens))]
+    secrets += [v.encode() for v in (more["api_key"], more["jwt_key"], newer["api_key"], newer["jwt_key"])]
     for pem in (stored, desk.issued["private_key"]):
         secrets += [line.encode() for line in pem.splitlines() if line and not line.startswith("-----")]
     assert len(tokens) >= 4

@@ -121,6 +121,10 @@ class AccountChanges:
             self._unlocked()
             return store_or_rescue(self.service, change, what)
 
+    def remove_account(self, label: str) -> None:
+        with self._lock:
+            self._unlocked().remove_account(check_label(label))
+
     def record_failure(self, action: str, labels: Iterable[str], detail: str) -> None:
         """A failed register or export, in the trail (the label need not exist)."""
         if action not in FAILURE_ACTIONS:

@@ -203,6 +203,9 @@ class AgentClient:
             "store_account", account=acct.to_dict(), action=action, detail=detail, keep_both=bool(keep_both),
         )
 
+    def remove_account(self, label: str) -> None:
+        return self._op(lambda ops: ops.remove_account(label), "remove_account", label=label)
+
     def record_failure(self, action: str, labels: list[str], detail: str) -> None:
         labels = list(labels)
         return self._op(lambda ops: ops.record_failure(action, labels, detail), "record_failure",

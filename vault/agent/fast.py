@@ -80,12 +80,14 @@ def default_vault_path() -> str | None:
     return os.path.join(base, "keyward", "vault.kw")
 
 
-def run_via_agent(argv: list[str]) -> int | None:
-    """The command's exit code if an agent ran it, else None (run the normal CLI)."""
-    planned = plan(argv)
-    if planned is None:
-        return None
-    vault, _command = planned
+def run_via_agent(argv: list[str], vault: str | None = None) -> int | None:
+    """The command's exit code if an agent ran it, else None (run the normal CLI).
+    `vault`: the path the full parser settled on, when `plan` could not tell."""
+    if vault is None:
+        planned = plan(argv)
+        if planned is None:
+            return None
+        vault, _command = planned
     from ..errors import KeywardError
     from .client import connect
 

@@ -466,6 +466,7 @@ _OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "store_account": lambda ops, r: ops.store_account(
         _account(r.get("account")), action=_text(r, "action"), detail=_text(r, "detail"), keep_both=r.get("keep_both") is True
     ),
+    "remove_account": lambda ops, r: ops.remove_account(_label(r)),
     "record_failure": lambda ops, r: ops.record_failure(_text(r, "action"), _labels(r), _text(r, "detail")),
     "bundle_conflicts": lambda ops, r: ops.bundle_conflicts(_accounts(r)),
     "import_accounts": lambda ops, r: ops.import_accounts(_accounts(r), _text(r, "policy"), _decisions(r)),
@@ -519,7 +520,7 @@ def run_cli(ops: Any, argv: list[str]) -> dict[str, Any]:
     except SystemExit:
         return {"fallback": True}
     command = getattr(args, "command", None)
-    if command not in AGENT_COMMANDS or getattr(args, "func", None) is None:
+    if not isinstance(command, str) or command not in AGENT_COMMANDS or getattr(args, "func", None) is None:
         return {"fallback": True}
     if getattr(args, "copy", False):  # the clipboard is the caller's (its display, its terminal)
         return {"fallback": True}

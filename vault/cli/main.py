@@ -45,9 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # `token`/`headers` with an unlock agent running: answered before the CLI loads
     # (vault.agent.fast), so a script's call costs little more than interpreter start-up.
-    from ..agent.fast import run_via_agent
+    from ..agent.fast import AGENT_COMMANDS, plan, run_via_agent
 
-    code = run_via_agent(sys.argv[1:] if argv is None else list(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    code = run_via_agent(argv)
     if code is not None:
         return code
     from .context import Context, fail
@@ -55,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = Context(args)
+    command = getattr(args, "command", None)  # (`exec` reuses the name for its argv)
+    if isinstance(command, str) and command in AGENT_COMMANDS and plan(argv) is None:
+        # The fast path could not read the arguments (an abbreviated --vau, say): the
+        # parser has the vault now, so the agent still gets its chance.
+        code = run_via_agent(argv, str(ctx.vault_path))
+        if code is not None:
+            return code
     func = getattr(args, "func", None)
     if func is None:
         func = _default_command(parser)

@@ -270,13 +270,13 @@ def cmd_show(ctx: Context) -> int:
 
 def cmd_remove(ctx: Context) -> int:
     a = ctx.args
-    service = ctx.unlock()
-    service.get(a.label)
+    ops = ctx.ops()
+    ops.summary(a.label)  # it exists, before the question
     if not a.yes:
         typed = ctx.ask(f"Type the label ({a.label}) to remove it for good: ")
         if typed.strip() != a.label:
             raise Cancelled("the label did not match", hint="nothing was removed")
-    service.remove_account(a.label)
+    ops.remove_account(a.label)
     ctx.out(f"removed {a.label}")
     return 0
 
