@@ -953,9 +953,10 @@ def test_rekey_underneath_ends_the_agent_and_the_cli_prompts(kw: KeywardCLI, des
     info = agent()
     done = kw("rekey")
     assert done.code == 0, done.both
-    done = kw("token", "desk", passphrase=False)  # the agent's key is stale: it exits, the CLI falls back
-    assert done.code == 2 and NO_PASSPHRASE in done.err
+    assert "agent held the old key and has been stopped" in done.err  # said, not left to be found
     assert wait_until(lambda: not alive(info["pid"]))
+    done = kw("token", "desk", passphrase=False)
+    assert done.code == 2 and NO_PASSPHRASE in done.err
     done = kw("token", "desk")
     assert done.code == 0, done.both
 

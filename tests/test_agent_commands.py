@@ -247,3 +247,67 @@ def test_the_agent_refuses_malformed_changes_and_keeps_serving(service: VaultSer
             assert client.labels() == ["a", "a-2"]
     audit = [(e.action, e.account) for e in VaultService.unlock(service.file.path, PASSPHRASE).data.audit]
     assert audit[-2:] == [("add", "a"), ("capture", "a-2")]
+
+
+def test_a_tokens_only_agent_withholds_stored_secrets_and_the_command_asks(
+    vault: KeywardCLI, sb: Any, agent: Any, tmp_path: Path
+) -> None:
+    info = agent("--tokens-only")
+    assert info["tokens_only"] is True and info["dashboard"] is False
+    hs = sb.issue("hypersolutions")
+    no_prompt(vault("capture", "hypersolutions", "hs", "--base-url", sb.base_url("hypersolutions"),
+                    input=json.dumps(hs), passphrase=False))  # changes and tokens still go through it
+    no_prompt(vault("headers", "hs", passphrase=False))
+    no_prompt(vault("show", "hs", passphrase=False))  # masked
+    bundle_pass = tmp_path / "bundle-pass"
+    bundle_pass.write_text("a passphrase for the bundle only\n")
+    for args in (("show", "hs", "--reveal"), ("export", "hs", "--format", "json", "--yes", "-o", str(tmp_path / "x.json")),
+                 ("export", "--encrypted", str(tmp_path / "b.kwb"), "--bundle-passphrase-file", str(bundle_pass))):
+        done = vault(*args, passphrase=False)
+        assert done.code == 2 and done.err == (
+            "keyward: no passphrase: there is no terminal to ask on: pass --passphrase-file PATH or set "
+            "KEYWARD_PASSPHRASE_FILE\n"), (args, done.both)
+    assert not (tmp_path / "x.json").exists()
+    done = vault("show", "hs", "--reveal", "--json")  # with the passphrase: done locally, and audited
+    assert done.code == 0 and json.loads(done.out)["fields"]["jwt_key"] == hs["jwt_key"]
+    assert [a for a, _ in actions(vault, "hs")].count("reveal") == 1
+    assert "tokens only" in vault("status", passphrase=False).out
+    both = vault("unlock", "--dashboard", "--tokens-only")
+    assert both.code == 2 and both.err.count("\n") == 1
+
+
+BOT = """
+import asyncio, json, sys
+from concurrent.futures import ThreadPoolExecutor
+import httpx, vault
+
+auth = vault.auth(sys.argv[1])  # no passphrase file, no terminal: only the agent can answer
+method, body = sys.argv[3], json.loads(sys.argv[4])
+kinds = [type(auth._ops).__name__]
+with httpx.Client(base_url=auth.base_url, auth=auth, timeout=10) as client, ThreadPoolExecutor(8) as pool:
+    threaded = [r.status_code for r in pool.map(lambda _: client.request(method, sys.argv[2], json=body), range(24))]
+
+async def burst():
+    async with httpx.AsyncClient(base_url=auth.base_url, auth=auth, timeout=10) as client:
+        return [r.status_code for r in await asyncio.gather(*[client.request(method, sys.argv[2], json=body) for _ in range(12)])]
+
+print(json.dumps({"kinds": kinds, "threaded": threaded, "async": asyncio.run(burst())}))
+"""
+
+
+@pytest.mark.parametrize("venue,path", [("powertrade", "/v1/position/funds"), ("kiiex", "/GetUserAccounts")])
+def test_the_python_api_is_served_by_the_agent(vault: KeywardCLI, sb: Any, unlocked: dict, tmp_path: Path,
+                                               venue: str, path: str) -> None:
+    import subprocess
+
+    sb.configure(rate_limit=10_000)
+    issued = canonical(venue, sb.issue(venue))
+    no_prompt(vault("capture", venue, "acct", "--base-url", sb.base_url(venue), input=json.dumps(issued),
+                    passphrase=False))
+    method, body = ("POST", {"OMSId": 1, "UserId": int(issued["user_id"])}) if venue == "kiiex" else ("GET", None)
+    proc = subprocess.run([sys.executable, "-c", BOT, "acct", path, method, json.dumps(body)], env=vault.env | {"KEYWARD_VAULT": str(vault.vault_path)},
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, start_new_session=True)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got == {"kinds": ["AgentClient"], "threaded": [200] * 24, "async": [200] * 12}
+    assert_no_secrets(secret_values(venue, issued), proc.stdout, proc.stderr)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import AccountExists, InputError, InvalidCredential, VaultLocked
+from .errors import AccountExists, InputError, InvalidCredential, SecretsWithheld, VaultLocked
 from .model import Account
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,6 +86,9 @@ class AccountChanges:
     clock: Any
     notify: Any
     _lock: Any
+    # False in an agent started with `keyward unlock --tokens-only`: stored secrets do
+    # not leave through it, and the command asks for the passphrase instead.
+    releases_secrets: bool = True
 
     def check(self, label: str) -> Any:  # pragma: no cover - VenueOps' own
         raise NotImplementedError
@@ -195,6 +198,8 @@ class AccountChanges:
         """`show --json`'s object; with `reveal`, secrets in full, recorded first."""
         from .views import detail
 
+        if reveal:
+            self._may_release("reveal")
         with self._lock:
             service = self._unlocked()
             acct = service.get(label)
@@ -207,6 +212,7 @@ class AccountChanges:
         copy first; and how long the clipboard may keep them (the vault's setting)."""
         from .views import detail
 
+        self._may_release("copy")
         with self._lock:
             service = self._unlocked()
             acct = service.get(label)
@@ -220,6 +226,7 @@ class AccountChanges:
         missing from the trail; a failed write is added with `record_failure`)."""
         import copy
 
+        self._may_release("export")
         labels = check_labels(list(labels))
         detail = str(detail)[:200]
 
@@ -294,6 +301,11 @@ class AccountChanges:
         return {"ok": bool(result.ok), "outcome": result.outcome, "message": result.message, "warnings": warnings}
 
     # --- plumbing ---------------------------------------------------------------------
+
+    def _may_release(self, what: str) -> None:
+        if not self.releases_secrets:
+            raise SecretsWithheld(f"this agent does not {what} stored secrets (--tokens-only)",
+                                  hint="the command asks for the passphrase instead")
 
     def _unlocked(self) -> Any:
         if self.service.locked:

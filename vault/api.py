@@ -172,17 +172,33 @@ class KeywardAuth(httpx.Auth):
         return creds.token.value if creds.token is not None else None
 
 
-def open_vault(vault_path: str | os.PathLike[str] | None = None, *, passphrase_file: str | None = None) -> VenueOps:
-    """Unlock the vault and return its VenueOps (one KDF run; share it between auths).
+def open_vault(
+    vault_path: str | os.PathLike[str] | None = None, *, passphrase_file: str | None = None, agent: bool = True
+) -> VenueOps:
+    """The vault's operations, to share between auths.
 
-    The passphrase comes from `passphrase_file`, else $KEYWARD_PASSPHRASE_FILE, else a
-    no-echo prompt on the terminal."""
-    from .cli.context import read_passphrase_file
-    from .ops import VenueOps
-    from .service import VaultService
+    With `agent` (the default) and an unlock agent holding this vault (`keyward
+    unlock`), its client: no passphrase, no KDF run, signing done by the agent, and the
+    passphrase asked only if the agent goes away meanwhile.  Otherwise the vault is
+    unlocked here (one KDF run), the passphrase coming from `passphrase_file`, else
+    $KEYWARD_PASSPHRASE_FILE, else a no-echo prompt on the terminal."""
     from .storage import default_vault_path
 
     path = Path(vault_path).expanduser() if vault_path else default_vault_path()
+    if agent:
+        from .agent.client import connect
+
+        client = connect(path, fallback=lambda: _unlock_here(path, passphrase_file))
+        if client is not None:
+            return client  # type: ignore[return-value]  # VenueOps' methods and return types
+    return _unlock_here(path, passphrase_file)
+
+
+def _unlock_here(path: Path, passphrase_file: str | None) -> VenueOps:
+    from .cli.context import read_passphrase_file
+    from .ops import VenueOps
+    from .service import VaultService
+
     source = passphrase_file or os.environ.get("KEYWARD_PASSPHRASE_FILE")
     if source:
         passphrase = read_passphrase_file(source)

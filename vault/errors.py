@@ -160,3 +160,8 @@ class InsecureTransport(InputError):
 
 class AgentError(KeywardError):
     exit_code = 40
+
+
+class SecretsWithheld(AgentError):
+    """An agent started with --tokens-only declined a reveal, copy or export: the
+    command unlocks the vault itself instead (it is never shown to the user as such)."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import sys
+from _thread import allocate_lock  # builtin: `threading` would cost the hot path an import
 
-from ..errors import AgentError, KeywardError, VaultChanged
+from ..errors import AgentError, KeywardError, SecretsWithheld, VaultChanged
 from . import check_private_dir, resolved_vault, socket_paths
 from .protocol import (
     PROTOCOL_VERSION,
@@ -126,6 +127,10 @@ class AgentClient:
         self._fallback = fallback
         self.notify = notify or _stderr  # what VenueOps would have printed, printed here
         self._local: Any = None
+        # One connection, one request at a time: threads sharing a client (vault.auth in
+        # a threaded bot) must not interleave frames.  The agent serialises anyway.
+        self._io = allocate_lock()
+        self._falling_back = allocate_lock()
 
     def __repr__(self) -> str:
         return f"AgentClient(pid={self.info.get('pid')!r}, vault={self.info.get('vault')!r})"
@@ -173,8 +178,8 @@ class AgentClient:
             "sign", label=label, path=path, force_login=bool(force_login),
         )
 
-    def forget_session(self, label: str) -> None:
-        return self._op(lambda ops: ops.forget_session(label), "forget_session", label=label)
+    def forget_session(self, label: str, value: str | None = None) -> None:
+        return self._op(lambda ops: ops.forget_session(label, value), "forget_session", label=label, value=value)
 
     def labels(self) -> list[str]:
         return self._op(lambda ops: ops.labels(), "labels")
@@ -304,16 +309,23 @@ class AgentClient:
                         "the unlock agent stopped while answering",
                         hint="run the command again (without an agent it asks for the passphrase)",
                     ) from None
-                self._local = self._fallback()
+                with self._falling_back:  # one unlock, however many threads saw the agent go
+                    if self._local is None:
+                        self._local = self._fallback()
         return local(self._local)
 
     def _call(self, op: str, **args: Any) -> Any:
-        if self._sock is None:
+        with self._io:
+            return self._call_locked(op, **args)
+
+    def _call_locked(self, op: str, **args: Any) -> Any:
+        sock = self._sock
+        if sock is None:
             raise _AgentGone()
         try:
-            self._sock.settimeout(OP_TIMEOUT)
-            send(self._sock, {"v": PROTOCOL_VERSION, "op": op, **args})
-            reply = recv(self._sock)
+            sock.settimeout(OP_TIMEOUT)
+            send(sock, {"v": PROTOCOL_VERSION, "op": op, **args})
+            reply = recv(sock)
             if reply is None:
                 raise ProtocolError("closed")
             notices = reply.get("notices")
@@ -336,5 +348,9 @@ class AgentClient:
             # The vault was re-keyed under the agent, which has now exited: carry on
             # without it, exactly as if it had died.
             self.close()
+            raise _AgentGone(err)
+        if isinstance(err, SecretsWithheld) and self._fallback is not None:
+            # A --tokens-only agent: this one operation is done locally, after the
+            # passphrase, as if no agent ran; the connection stays for the rest.
             raise _AgentGone(err)
         raise err

@@ -47,7 +47,8 @@ def agent_env() -> dict[str, str]:
 
 
 def start_agent(
-    vault_path: str | os.PathLike[str], data_key: bytes, *, ttl: float, absolute: bool = False, dashboard: bool = False
+    vault_path: str | os.PathLike[str], data_key: bytes, *, ttl: float, absolute: bool = False, dashboard: bool = False,
+    tokens_only: bool = False,
 ) -> dict[str, Any]:
     """Spawn the agent for this vault with `data_key`; return its hello (pid, ttl, ...)
     once it listens, or raise the typed error it reported."""
@@ -61,7 +62,8 @@ def start_agent(
         sys.executable, "-P", "-m", "vault.agent",
         "--vault", vault, "--ttl", repr(float(ttl)),
         "--key-fd", str(key_r), "--ready-fd", str(ready_w),
-    ] + (["--absolute"] if absolute else []) + (["--dashboard"] if dashboard else [])
+    ] + (["--absolute"] if absolute else []) + (["--dashboard"] if dashboard else []) + (
+        ["--tokens-only"] if tokens_only else [])
     try:
         proc = subprocess.Popen(
             cmd,

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..cli.context import Context, fail
-from ..errors import AgentError, KeywardError, VaultChanged
+from ..errors import AgentError, KeywardError, SecretsWithheld, VaultChanged
 from . import ensure_private_dir, resolved_vault, socket_path
 from .protocol import (
     PROTOCOL_VERSION,
@@ -73,6 +73,7 @@ class AgentServer:
         ttl: float,
         absolute: bool = False,
         dashboard: bool = False,
+        tokens_only: bool = False,
         vault_path: str | os.PathLike[str] | None = None,
         sock_path: Path | None = None,
         uid: int | None = None,
@@ -87,7 +88,10 @@ class AgentServer:
         self.uid = os.getuid() if uid is None else uid
         self.ttl = float(ttl)
         self.absolute = absolute
-        self.dashboard = dashboard
+        self.dashboard = dashboard and not tokens_only
+        self.tokens_only = tokens_only
+        if tokens_only:
+            ops.releases_secrets = False  # vault.account_ops: no reveal, copy or export
         self._clock = clock
         self.started = clock()
         self.started_wall = time.time()
@@ -285,6 +289,7 @@ class AgentServer:
             "remaining_s": max(0.0, round(self.remaining(), 3)),
             "started_at": self.started_wall,
             "dashboard": self.dashboard,
+            "tokens_only": self.tokens_only,
         }
 
     def dispatch(self, request: dict[str, Any]) -> dict[str, Any] | None:
@@ -393,6 +398,14 @@ def _path(request: dict[str, Any]) -> str | None:
     return path
 
 
+def _session_value(request: dict[str, Any]) -> str | None:
+    """forget_session's optional token: only that session is dropped, not a newer one."""
+    value = request.get("value")
+    if value is not None and (not isinstance(value, str) or len(value) > 65536):
+        raise AgentError("the request's session value is not a string", hint="pass the token the request carried")
+    return value
+
+
 def _account(raw: Any) -> Any:
     """An Account sent as `Account.to_dict()` (vault.account_ops checks its content)."""
     from ..model import Account
@@ -454,7 +467,7 @@ _OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
     "headers": lambda ops, r: ops.headers(_label(r)),
     "sign": lambda ops, r: ops.sign(_label(r), _path(r), force_login=r.get("force_login") is True),
     "login": lambda ops, r: ops.login(_label(r)),
-    "forget_session": lambda ops, r: ops.forget_session(_label(r)),
+    "forget_session": lambda ops, r: ops.forget_session(_label(r), _session_value(r)),
     "check": lambda ops, r: ops.check(_label(r)),
     "check_many": lambda ops, r: ops.check_many(_labels(r)),
     "doctor": lambda ops, r: ops.doctor(_label(r)),
@@ -531,6 +544,8 @@ def run_cli(ops: Any, argv: list[str]) -> dict[str, Any]:
         code = int(args.func(ctx) or 0)
     except VaultChanged:
         raise  # the agent is finished; the client falls back to the prompt
+    except SecretsWithheld:
+        return {"fallback": True}  # --tokens-only: the caller's own CLI asks for the passphrase
     except KeywardError as exc:
         code = fail(exc, err)
     return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
@@ -637,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttl", type=float, required=True, help="seconds")
     parser.add_argument("--absolute", action="store_true")
     parser.add_argument("--dashboard", action="store_true")
+    parser.add_argument("--tokens-only", action="store_true")
     parser.add_argument("--key-fd", type=int, required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
     args = parser.parse_args(argv)
@@ -656,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
         # Warnings (rate-limit waits, clock skew) go back to the caller, not to /dev/null.
         ops = VenueOps(service, notify=lambda message: server.notice(message) if server else None)
         server = AgentServer(
-            service, ops, ttl=args.ttl, absolute=args.absolute, vault_path=args.vault, dashboard=args.dashboard
+            service, ops, ttl=args.ttl, absolute=args.absolute, vault_path=args.vault, dashboard=args.dashboard,
+            tokens_only=args.tokens_only,
         )
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda *_: server.stop("signal"))  # type: ignore[union-attr]

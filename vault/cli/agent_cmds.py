@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also let `keyward` (the dashboard) open the vault from this agent without the passphrase: "
         "it receives the data key, so only use it where every process running as you is trusted",
     )
+    p.add_argument(
+        "--tokens-only", action="store_true",
+        help="serve tokens, headers and changes, but never a stored secret: `show --reveal`, "
+        "`show --copy` and `export` ask for the passphrase as if no agent ran",
+    )
     p.add_argument("--json", action="store_true", help="print the agent's status as JSON")
     p.set_defaults(func=cmd_unlock)
 
@@ -84,6 +89,8 @@ def describe(info: dict) -> str:
     return (
         f"agent pid {info.get('pid')}, {format_duration(float(info.get('remaining_s', 0)))} left "
         f"(locks {format_duration(float(info.get('ttl_s', 0)))} {mode})"
+        + ("; tokens only: reveal and export ask for the passphrase" if info.get("tokens_only") else "")
+        + ("; opens the dashboard" if info.get("dashboard") else "")
     )
 
 
@@ -97,6 +104,8 @@ def status_json(info: dict | None, vault: str) -> dict:
         "mode": info.get("mode"),
         "ttl_s": info.get("ttl_s"),
         "remaining_s": info.get("remaining_s"),
+        "dashboard": bool(info.get("dashboard")),
+        "tokens_only": bool(info.get("tokens_only")),
     }
 
 
@@ -109,6 +118,9 @@ def cmd_unlock(ctx: Context) -> int:
 
     a = ctx.args
     ttl = parse_duration(a.ttl)
+    if a.dashboard and a.tokens_only:
+        raise InputError("--dashboard hands the dashboard the data key; --tokens-only withholds every secret",
+                         hint="choose one")
     vault = resolved_vault(ctx.vault_path)
     running = connect(ctx.vault_path)
     if running is not None:
@@ -134,7 +146,8 @@ def cmd_unlock(ctx: Context) -> int:
     _header, key, plaintext = ff.decrypt(blob, ctx.passphrase())
     decode_payload(plaintext)  # a payload this keyward reads, before an agent holds it
     del plaintext
-    info = start_agent(vault, key, ttl=ttl, absolute=a.absolute, dashboard=a.dashboard)
+    info = start_agent(vault, key, ttl=ttl, absolute=a.absolute, dashboard=a.dashboard,
+                       tokens_only=a.tokens_only)
     del key
     if a.json:
         _dump(ctx, status_json(info, vault))

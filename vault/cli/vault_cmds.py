@@ -303,4 +303,10 @@ def cmd_rekey(ctx: Context) -> int:
     VaultService.unlock(ctx.vault_path, passphrase)  # proves it before re-encrypting
     service.rekey(passphrase)
     ctx.out("new data key; every byte re-encrypted")
+    from ..agent.client import connect
+
+    agent = connect(ctx.vault_path)
+    if agent is not None:  # it holds the old key, which no longer opens the vault
+        agent.lock()
+        ctx.warn("the unlock agent held the old key and has been stopped: `keyward unlock` starts a new one")
     return 0
