@@ -478,8 +478,7 @@ def cmd_export(ctx: Context) -> int:
         raise InputError("refusing to print plaintext secrets to the terminal",
                          hint="pass --output FILE, pipe it, or add --allow-terminal")
     ops = ctx.ops()
-    if label not in ops.labels():
-        ops.summary(label)  # the usual "no account labelled ..." error, before the question
+    ops.summary(label)  # the usual "no account labelled ..." error, before the question
     where = str(target) if target is not None else "stdout"
     _confirm_plaintext(ctx, f"Export {label}'s secrets IN PLAINTEXT ({a.format}) to {where}?")
     # Recorded as it is handed over: an export that happened must never be missing from the trail.
@@ -510,10 +509,8 @@ def export_bundle(ctx: Context) -> int:
     labels = list(dict.fromkeys(a.labels)) if a.labels else ops.labels()
     if not labels:
         raise InputError("the vault has no accounts to export", hint="add one first")
-    known = set(ops.labels())
     for label in labels:
-        if label not in known:
-            ops.summary(label)  # the usual "no account labelled ..." error, before any question
+        ops.summary(label)  # the usual "no account labelled ..." error, before any question
     passphrase = ctx.new_passphrase(a.bundle_passphrase_file, "Passphrase for the bundle")
     if len(passphrase) < MIN_BUNDLE_PASSPHRASE:
         raise InputError(f"the bundle passphrase is shorter than {MIN_BUNDLE_PASSPHRASE} characters",
