@@ -20,6 +20,7 @@ from vault.errors import InputError
 from vault.service import VaultService
 
 from .conftest import PASSPHRASE, REPO
+from .test_agent import wait_until
 from .test_lifecycle_capture import assert_no_secrets
 
 FAKE_XCLIP = """#!/bin/sh
@@ -56,15 +57,6 @@ def account(kw, sb):
 def set_clear_seconds(kw, seconds: int) -> None:
     service = VaultService.unlock(kw.vault_path, PASSPHRASE)
     service.transact(lambda data: setattr(data.settings, "clipboard_clear_seconds", seconds))
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 # --- OSC 52, pure ---------------------------------------------------------------------------
@@ -112,7 +104,7 @@ def test_show_copy_puts_the_secrets_on_the_clipboard_and_clears_them(account, fa
     assert r.code == 0, r.err
     assert "copied to the clipboard (xclip); cleared in 1 s unless it changes" in r.err
     assert json.loads(store.read_text()) == {"api_key": issued["api_key"], "jwt_key": issued["jwt_key"]}
-    assert wait_for(lambda: store.read_text() == "", 10), "the clipboard was not cleared"
+    assert wait_until(lambda: store.read_text() == "", 10), "the clipboard was not cleared"
     assert_no_secrets([issued["api_key"], issued["jwt_key"]], r.out, r.err, root=tmp_path,
                       allow=(store.parent,))
     actions = [e["action"] for e in json.loads(kw("audit", "h", "--json").out)["entries"]]
@@ -138,7 +130,7 @@ def test_copy_secret_api_for_the_dashboard(fake_clipboard, monkeypatch):
     assert store.read_text() == "TOKEN-FOR-THE-DASHBOARD"
     result = clipboard.copy_secret("SECOND-VALUE", None, clear_after=1)
     assert result.clears_after == 1
-    assert wait_for(lambda: store.read_text() == "", 10)
+    assert wait_until(lambda: store.read_text() == "", 10)
 
 
 def test_token_and_headers_copy_instead_of_printing(kw, sb, fake_clipboard, tmp_path):
@@ -212,7 +204,7 @@ def test_copy_through_the_unlock_agent_happens_here_and_is_recorded(kw, sb, fake
     assert r.out == "" and "copied to the clipboard (xclip); cleared in 1 s" in r.err
     token = store.read_text()
     assert jwt.decode(token, options={"verify_signature": False})["sub"] == pt["api_key"]
-    assert wait_for(lambda: store.read_text() == "", 10), "the clipboard was not cleared"
+    assert wait_until(lambda: store.read_text() == "", 10), "the clipboard was not cleared"
     r = kw("headers", "pt", "--copy", env=env, passphrase=False)
     assert r.code == 0 and store.read_text().startswith("X-Power-Trade: ")
     entries = json.loads(kw("audit", "pt", "--json").out)["entries"]

@@ -25,7 +25,7 @@ from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.unlock import UnlockScreen
 from tui.widgets.accounts_table import AccountsTable
-from .tui_helpers import select, settle
+from .tui_helpers import press, select, settle
 from vault.cli.app_cmds import build_demo
 from vault.sandbox import Sandbox, SandboxConfig
 from vault.service import VaultService
@@ -74,8 +74,7 @@ async def test_mint_gives_a_token_the_sandbox_accepts(demo, clock, sandbox) -> N
         before = fresh(demo.service.file.path).get("pt-desk").token
         clock.advance(40)  # the demo's token has expired by now
         await select(app, pilot, "pt-desk")
-        await pilot.press("m")
-        await settle(app, pilot)
+        await press(app, pilot, "m")
         token = fresh(demo.service.file.path).get("pt-desk").token
         assert token is not None and token.value != before.value and token.expires_at > clock()
         response = httpx.get(sandbox.base_url("powertrade") + "/v1/position/funds",
@@ -91,8 +90,7 @@ async def test_mint_on_a_session_venue_logs_in_again(demo, clock, sandbox) -> No
         old = fresh(demo.service.file.path).get("tr-agent").token.value
         clock.advance(10)  # a server-signed JWT issued in the same second would be the same
         await select(app, pilot, "tr-agent")
-        await pilot.press("m")
-        await settle(app, pilot)
+        await press(app, pilot, "m")
         new = fresh(demo.service.file.path).get("tr-agent").token
         assert new.value != old and new.kind == "bearer"
         agents = httpx.get(sandbox.base_url("tradeready") + "/api/v1/agents",
@@ -105,8 +103,7 @@ async def test_copy_puts_the_token_on_the_clipboard_and_clears_it(demo, clock, s
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "kiiex-spot")
-        await pilot.press("c")
-        await settle(app, pilot)
+        await press(app, pilot, "c")
         acct = fresh(demo.service.file.path).get("kiiex-spot")
         assert app.clipboard == acct.token.value
         assert acct.token.value not in " ".join(notes(app))
@@ -125,8 +122,7 @@ async def test_copy_headers_gives_json_a_request_can_use(demo, clock, sandbox) -
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "hyper-solver")
-        await pilot.press("C")
-        await settle(app, pilot)
+        await press(app, pilot, "C")
         headers = json.loads(app.clipboard)
         response = httpx.get(sandbox.base_url("hypersolutions") + "/usage", headers=headers, timeout=5)
         assert response.status_code == 200, response.text
@@ -138,13 +134,11 @@ async def test_check_records_health_and_a_failure_arrives_as_the_cli_line(demo, 
         await settle(app, pilot)
         await select(app, pilot, "tr-agent")
         clock.advance(30)
-        await pilot.press("h")
-        await settle(app, pilot)
+        await press(app, pilot, "h")
         health = fresh(demo.service.file.path).get("tr-agent").health
         assert health.ok and health.checked_at == clock()
         sandbox.configure(fail_503=True)
-        await pilot.press("h")
-        await settle(app, pilot)
+        await press(app, pilot, "h")
         failing = fresh(demo.service.file.path).get("tr-agent").health
         assert not failing.ok
         assert failing.message in notes(app)  # the same one line `keyward check` prints
@@ -157,8 +151,7 @@ async def test_check_all_checks_every_account_with_progress(demo, clock, sandbox
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         clock.advance(60)
-        await pilot.press("H")
-        await settle(app, pilot)
+        await press(app, pilot, "H")
         vault = fresh(demo.service.file.path)
         assert {a.label: a.health.checked_at for a in vault.accounts} == dict.fromkeys(demo.labels, clock())
         bar = app.screen.query_one("#check-progress")
@@ -191,15 +184,13 @@ async def test_delete_asks_for_the_label_and_then_removes(demo, clock, sandbox) 
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "hyper-solver")
-        await pilot.press("d")
-        await settle(app, pilot)
+        await press(app, pilot, "d")
         await pilot.press(*"hyper", "enter")  # not the label: nothing happens
         await settle(app, pilot)
         assert fresh(demo.service.file.path).data.find("hyper-solver") is not None
         box = app.screen.query_one("#confirm-label", Input)
         box.value = ""
-        await pilot.press(*"hyper-solver", "enter")
-        await settle(app, pilot)
+        await press(app, pilot, *"hyper-solver", "enter")
         assert fresh(demo.service.file.path).data.find("hyper-solver") is None
         assert isinstance(app.screen, DashboardScreen)
         assert "hyper-solver" not in app.screen.query_one(AccountsTable).visible_labels
@@ -210,10 +201,8 @@ async def test_escape_keeps_the_account(demo, clock, sandbox) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "kiiex-spot")
-        await pilot.press("d")
-        await settle(app, pilot)
-        await pilot.press("escape")
-        await settle(app, pilot)
+        await press(app, pilot, "d")
+        await press(app, pilot, "escape")
         assert fresh(demo.service.file.path).data.find("kiiex-spot") is not None
 
 
@@ -228,14 +217,11 @@ async def test_lock_drops_the_decrypted_state(demo, clock, sandbox) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "kiiex-spot")
-        await pilot.press("c")
-        await settle(app, pilot)
+        await press(app, pilot, "c")
         assert app.clipboard
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await press(app, pilot, "enter")
         assert isinstance(app.screen, DetailScreen)
-        await pilot.press("l")
-        await settle(app, pilot)
+        await press(app, pilot, "l")
         assert app.session is None
         assert service.locked and service._data is None and service._key is None
         assert isinstance(app.screen, UnlockScreen)
@@ -262,12 +248,10 @@ async def test_auto_lock_after_idle_and_unlock_again(demo, clock, sandbox) -> No
         assert app.session is None and demo.service.locked
         assert isinstance(app.screen, UnlockScreen)
         assert no_vault_screens(app)
-        await pilot.press(*"not the passphrase", "enter")
-        await settle(app, pilot)
+        await press(app, pilot, *"not the passphrase", "enter")
         assert isinstance(app.screen, UnlockScreen)
         assert "wrong passphrase" in str(app.screen.query_one("#unlock-message").render())
-        await pilot.press(*PASSPHRASE, "enter")
-        await settle(app, pilot)
+        await press(app, pilot, *PASSPHRASE, "enter")
         assert isinstance(app.screen, DashboardScreen)
         assert app.screen.query_one(AccountsTable).visible_labels == demo.labels
 
@@ -289,8 +273,7 @@ async def test_create_refuses_a_weak_passphrase_with_a_reason(tmp_path: Path, cl
         await pilot.press("ctrl+u", *"river-tundra-oxide-lantern", "enter", *"river-tundra-oxide-lantrn", "enter")
         await pilot.pause()
         assert "differ" in str(app.screen.query_one("#create-message").render())
-        await pilot.press(*"river-tundra-oxide-lantern", "enter")
-        await settle(app, pilot)
+        await press(app, pilot, *"river-tundra-oxide-lantern", "enter")
         assert isinstance(app.screen, DashboardScreen)
         assert VaultService.unlock(path, "river-tundra-oxide-lantern").accounts == []
 
@@ -308,8 +291,7 @@ async def test_filter_and_help(demo, clock, sandbox) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen.query_one(AccountsTable).visible_labels == demo.labels
-        await pilot.press("question_mark")
-        await settle(app, pilot)
+        await press(app, pilot, "question_mark")
         assert isinstance(app.screen, HelpScreen)
         keys = {k for k, _ in app.screen.rows}
         assert {"m", "c", "r", "e", "a", "d", "h", "H", "l", "/", "?", "ctrl+p"} <= keys
@@ -320,8 +302,7 @@ async def test_reveal_shows_one_field_for_ten_seconds_and_is_audited(demo, clock
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "kiiex-spot")
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await press(app, pilot, "enter")
         pane = app.screen.pane
         await pilot.press("down", "v")  # api_secret
         await settle(app, pilot)
@@ -374,8 +355,7 @@ async def test_add_captures_a_pasted_one_time_json(demo, clock, sandbox) -> None
     app = make_app(demo, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("a")
-        await settle(app, pilot)
+        await press(app, pilot, "a")
         body = sandbox.issue("kiiex", UserName="pasted")
         app.screen.query_one("#paste").set_text(json.dumps(body))
         await pilot.pause()
@@ -383,8 +363,7 @@ async def test_add_captures_a_pasted_one_time_json(demo, clock, sandbox) -> None
         assert body["APISecret"] not in str(app.screen.query_one("#recognised").render())
         app.screen.query_one("#base-url", Input).value = sandbox.base_url("kiiex")
         app.screen.query_one("#env").value = "custom"
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await press(app, pilot, "ctrl+s")
         acct = fresh(demo.service.file.path).get("pasted")
         assert acct.fields["api_secret"] == body["APISecret"]
         assert isinstance(app.screen, DashboardScreen)
@@ -396,12 +375,10 @@ async def test_rotate_replaces_verifies_and_keeps_the_old_generation(demo, clock
         await settle(app, pilot)
         old = dict(demo.service.get("hyper-solver").fields)
         await select(app, pilot, "hyper-solver")
-        await pilot.press("r")
-        await settle(app, pilot)
+        await press(app, pilot, "r")
         new = sandbox.issue("hypersolutions")
         app.screen.query_one("#paste").set_text(json.dumps(new))
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await press(app, pilot, "ctrl+s")
         acct = fresh(demo.service.file.path).get("hyper-solver")
         assert acct.fields["api_key"] == new["api_key"]
         assert acct.generations[-1].fields == old
@@ -414,8 +391,7 @@ async def test_export_writes_a_private_file_and_audits_it(demo, clock, sandbox, 
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "tr-agent")
-        await pilot.press("e")
-        await settle(app, pilot)
+        await press(app, pilot, "e")
         app.screen.query_one("#format").query("RadioButton")[2].value = True  # json, plaintext
         await pilot.pause()
         app.screen.query_one("#path", Input).value = str(target)
@@ -423,8 +399,7 @@ async def test_export_writes_a_private_file_and_audits_it(demo, clock, sandbox, 
         await pilot.pause()
         assert not target.exists()  # the plaintext box is not ticked yet
         app.screen.query_one("#plaintext-ok").value = True
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await press(app, pilot, "ctrl+s")
         assert json.loads(target.read_text())["fields"] == demo.service.get("tr-agent").fields
         assert stat.S_IMODE(target.stat().st_mode) == 0o600
         entry = fresh(demo.service.file.path).data.audit[-1]
@@ -435,15 +410,13 @@ async def test_settings_are_saved_in_the_vault(demo, clock, sandbox) -> None:
     app = make_app(demo, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("s")
-        await settle(app, pilot)
+        await press(app, pilot, "s")
         app.screen.query_one("#auto_lock_minutes", Input).value = "0"
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert "from 1 to 1440" in str(app.screen.query_one("#settings-message").render())
         app.screen.query_one("#auto_lock_minutes", Input).value = "2"
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await press(app, pilot, "ctrl+s")
         assert fresh(demo.service.file.path).data.settings.auto_lock_minutes == 2
         clock.advance(121)
         app.tick()
@@ -486,16 +459,14 @@ async def test_copy_uses_the_system_clipboard_and_clears_only_our_value(demo, cl
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "kiiex-spot")
-        await pilot.press("c")
-        await settle(app, pilot)
+        await press(app, pilot, "c")
         token = fresh(demo.service.file.path).get("kiiex-spot").token.value
         assert store.read_text() == token
         clock.advance(seconds + 1)
         app.tick()
         assert store.read_text() == ""  # ours, so cleared
 
-        await pilot.press("c")
-        await settle(app, pilot)
+        await press(app, pilot, "c")
         store.write_text("something the user copied since")
         clock.advance(seconds + 1)
         app.tick()
@@ -516,8 +487,7 @@ async def test_a_typed_base_url_is_used_and_never_falls_back_to_production(demo,
     app = make_app(demo, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("a")
-        await settle(app, pilot)
+        await press(app, pilot, "a")
         app.screen.query_one("#paste").set_text(json.dumps(sandbox.issue("kiiex", UserName="typed")))
         await pilot.pause()
         env = app.screen.query_one("#env", Select)
@@ -528,19 +498,16 @@ async def test_a_typed_base_url_is_used_and_never_falls_back_to_production(demo,
         await pilot.pause()
         assert env.value == CUSTOM
         env.value = "prod"  # the user picks prod again, the URL still typed
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await press(app, pilot, "ctrl+s")
         assert "Both the environment prod and a base URL" in str(app.screen.query_one("#capture-message").render())
         assert fresh(demo.service.file.path).data.find("typed") is None
         app.screen.query_one("#base-url", Input).value = ""
         env.value = CUSTOM
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await press(app, pilot, "ctrl+s")
         assert "needs its base URL" in str(app.screen.query_one("#capture-message").render())
         assert fresh(demo.service.file.path).data.find("typed") is None
         app.screen.query_one("#base-url", Input).value = sandbox.base_url("kiiex")
-        await pilot.press("ctrl+s")
-        await settle(app, pilot)
+        await press(app, pilot, "ctrl+s")
         acct = fresh(demo.service.file.path).get("typed")
         assert acct.base_url == sandbox.base_url("kiiex")
 
@@ -574,8 +541,7 @@ async def test_export_enter_moves_from_field_to_field_and_writes(demo, clock, sa
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "tr-agent")
-        await pilot.press("e")
-        await settle(app, pilot)
+        await press(app, pilot, "e")
         assert app.focused.id == "format"
         await pilot.press("tab")
         box = app.screen.query_one("#path", Input)
@@ -584,8 +550,7 @@ async def test_export_enter_moves_from_field_to_field_and_writes(demo, clock, sa
         await pilot.press("enter", *secret, "enter", *secret)
         await pilot.pause()
         assert box.value == str(target)
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await press(app, pilot, "enter")
         assert stat.S_IMODE(target.stat().st_mode) == 0o600
         assert [a.label for a in bundle.open_bundle(target.read_bytes(), secret)] == ["tr-agent"]
 
@@ -596,13 +561,11 @@ async def test_forms_focus_their_first_field(demo, clock, sandbox) -> None:
         await settle(app, pilot)
         await select(app, pilot, "hyper-solver")
         for key, first in (("a", "paste"), ("r", "paste"), ("e", "format"), ("s", "auto_lock_minutes")):
-            await pilot.press(key)
-            await settle(app, pilot)
+            await press(app, pilot, key)
             assert app.focused is not None and app.focused.id == first, key
             chain = app.screen.focus_chain
             assert not any(type(w).__name__ == "VerticalScroll" for w in chain), key
-            await pilot.press("escape")
-            await settle(app, pilot)
+            await press(app, pilot, "escape")
 
 
 ISSUE_KEYS = {"m", "c", "r", "e", "a", "d", "h", "H", "l", "/", "?", "^p"}
@@ -638,8 +601,7 @@ async def test_the_help_screen_says_what_each_key_does(demo, clock, sandbox) -> 
     app = make_app(demo, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("question_mark")
-        await settle(app, pilot)
+        await press(app, pilot, "question_mark")
         rows = dict(app.screen.rows)
         assert "refresh" in rows["m"] and "cleared" in rows["c"] and "typing its label" in rows["d"]
         assert "progress bar" in rows["H"] and "headers" in rows["C"]
@@ -662,8 +624,7 @@ async def test_a_signal_clears_the_clipboard_drops_the_vault_and_quits(demo, clo
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "kiiex-spot")
-        await pilot.press("c")
-        await settle(app, pilot)
+        await press(app, pilot, "c")
         assert app.clipboard
         app._signalled()
         await pilot.pause()
@@ -676,14 +637,11 @@ async def test_the_detail_pane_shows_notes_and_keeps_the_auth_scheme_readable(de
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "hyper-solver")
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await press(app, pilot, "enter")
         assert "back-dated by 120 days" in str(app.screen.query_one("#detail-title").render())
-        await pilot.press("escape")
-        await settle(app, pilot)
+        await press(app, pilot, "escape")
         await select(app, pilot, "tr-agent")
-        await pilot.press("enter")
-        await settle(app, pilot)
+        await press(app, pilot, "enter")
         headers = str(app.screen.query_one("#headers").render())
         token = fresh(demo.service.file.path).get("tr-agent").token.value
         assert "Authorization: Bearer " + token[:4] + "…" in headers
@@ -696,8 +654,7 @@ async def test_copy_respects_a_clipboard_turned_off(demo, clock, sandbox, monkey
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         await select(app, pilot, "kiiex-spot")
-        await pilot.press("c")
-        await settle(app, pilot)
+        await press(app, pilot, "c")
         assert app.clipboard == ""
         assert any("KEYWARD_CLIPBOARD=none" in n for n in notes(app))
         audit = fresh(demo.service.file.path).data.audit

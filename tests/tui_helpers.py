@@ -12,6 +12,12 @@ async def settle(app: KeywardApp, pilot) -> None:
     await fixtures.settle(pilot)
 
 
+async def press(app: KeywardApp, pilot, *keys: str) -> None:
+    """Press the keys, then settle: what a person sees after typing them."""
+    await pilot.press(*keys)
+    await settle(app, pilot)
+
+
 async def select(app: KeywardApp, pilot, label: str) -> None:
     table = app.screen.query_one(AccountsTable)
     table.move_cursor(row=table.visible_labels.index(label))
