@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vault import fileformat as ff  # noqa: E402
+from vault.core import fileformat as ff  # noqa: E402
 from vault.sandbox import Sandbox  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "30"))

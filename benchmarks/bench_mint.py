@@ -34,13 +34,13 @@ import jwt  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from vault.fileformat import KdfParams  # noqa: E402
-from vault.model import Account  # noqa: E402
-from vault.ops import VenueOps  # noqa: E402
-from vault.providers import get_provider  # noqa: E402
-from vault.providers.kiiex import signature  # noqa: E402
-from vault.providers.powertrade import KeyCache  # noqa: E402
-from vault.service import VaultService  # noqa: E402
+from vault.core.fileformat import KdfParams  # noqa: E402
+from vault.core.model import Account  # noqa: E402
+from vault.ops.venue_ops import VenueOps  # noqa: E402
+from vault.venues import get_provider  # noqa: E402
+from vault.venues.kiiex import signature  # noqa: E402
+from vault.venues.powertrade import KeyCache  # noqa: E402
+from vault.core.service import VaultService  # noqa: E402
 
 SMALL_KDF = KdfParams(1, 8 * 1024, 1)
 PASSPHRASE = "benchmark passphrase"

@@ -27,7 +27,7 @@ SIZE = (140, 40)
 
 def build(path: Path, accounts: int) -> None:
     from tui.fixtures import sample_vault
-    from vault.fileformat import DEFAULT_KDF
+    from vault.core.fileformat import DEFAULT_KDF
 
     service = sample_vault(path, PASSPHRASE, DEFAULT_KDF, time.time, extra=accounts - 4)
 
@@ -44,7 +44,7 @@ async def first_paint(path: Path, accounts: int) -> tuple[float, float]:
 
     from tui.app import KeywardApp
     from tui.widgets.accounts_table import AccountsTable
-    from vault.service import VaultService
+    from vault.core.service import VaultService
 
     start = time.perf_counter()
     service = VaultService.unlock(path, PASSPHRASE)
@@ -65,7 +65,7 @@ async def first_paint(path: Path, accounts: int) -> tuple[float, float]:
 async def idle(path: Path, seconds: float, naive: bool) -> tuple[float, int, int]:
     from tui.app import KeywardApp
     from tui.widgets.accounts_table import AccountsTable
-    from vault.service import VaultService
+    from vault.core.service import VaultService
 
     service = VaultService.unlock(path, PASSPHRASE)
     app = KeywardApp(path, service=service)  # the real timer, the real clock

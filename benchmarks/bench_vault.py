@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vault import fileformat as ff  # noqa: E402
-from vault.model import Account  # noqa: E402
-from vault.service import VaultService, decode_payload  # noqa: E402
+from vault.core import fileformat as ff  # noqa: E402
+from vault.core.model import Account  # noqa: E402
+from vault.core.service import VaultService, decode_payload  # noqa: E402
 
 
 def median_ms(fn, repeat: int = 5) -> float:

@@ -33,7 +33,7 @@ def _text(svg: str) -> str:
 
 
 def _secrets(service) -> list[str]:
-    from vault.providers import get_provider, secret_names
+    from vault.venues import get_provider, secret_names
 
     found = []
     for acct in service.accounts:
@@ -59,7 +59,7 @@ async def _shoot(path: Path, sandbox) -> dict[str, str]:
     from tui.fixtures import settle
     from tui.widgets.accounts_table import AccountsTable
     from vault.cli.app_cmds import build_demo, demo_banner
-    from vault.fileformat import KdfParams
+    from vault.core.fileformat import KdfParams
 
     demo = build_demo(path, sandbox, clock=clock, kdf=KdfParams(1, 8 * 1024, 1), passphrase=PASSPHRASE)
     banner = demo_banner(PASSPHRASE, path, sandbox.url)
@@ -99,7 +99,7 @@ def _sandbox():
 
 
 def main() -> int:
-    from vault.service import VaultService
+    from vault.core.service import VaultService
 
     # A fixed directory (not mkdtemp's random name): the vault's path is in the pictures.
     tmp = Path(tempfile.gettempdir()) / "keyward-demo-screenshots"

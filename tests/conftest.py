@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vault.fileformat import KdfParams
-from vault.service import VaultService
+from vault.core.fileformat import KdfParams
+from vault.core.service import VaultService
 
 @pytest.fixture(autouse=True, scope="session")
 def loopback_only():
@@ -175,7 +175,7 @@ def vault(kw):
 
 def sandbox_fields(sb, venue: str, **issue: object) -> dict[str, str]:
     """One-time credentials from the sandbox, as keyward's canonical field names."""
-    from vault.formats import recognise
+    from vault.ops.formats import recognise
 
     if venue == "tradeready":
         issue.setdefault("display_name", "keyward-test")
@@ -191,8 +191,8 @@ def sandbox_fields(sb, venue: str, **issue: object) -> dict[str, str]:
 def sandbox_account(service: VaultService, sandbox):
     """`sandbox_account(venue, label, fields=None, settings=None, **issue)`: an account in
     the test vault whose credentials the sandbox issued (or `fields`, for wrong ones)."""
-    from vault.model import Account
-    from vault.providers import get_provider
+    from vault.core.model import Account
+    from vault.venues import get_provider
 
     def make(venue: str, label: str | None = None, *, fields: dict[str, str] | None = None,
              settings: dict | None = None, **issue: object) -> Account:

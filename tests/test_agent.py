@@ -40,7 +40,7 @@ from vault.agent import protocol
 from vault.agent.client import AgentClient, connect
 from vault.agent.server import AgentServer
 from vault.cli.agent_cmds import format_duration, parse_duration
-from vault.errors import (
+from vault.core.errors import (
     AccountNotFound,
     AgentError,
     AuthRejected,
@@ -49,8 +49,8 @@ from vault.errors import (
     RateLimited,
     VaultChanged,
 )
-from vault.model import Account, Credentials, Health, Token
-from vault.service import VaultService
+from vault.core.model import Account, Credentials, Health, Token
+from vault.core.service import VaultService
 
 HEAVY = ("textual", "httpx", "jwt", "cryptography", "argon2")
 
@@ -629,7 +629,7 @@ def test_fast_path_reads_only_what_it_understands(tmp_path: Path) -> None:
 @pytest.mark.parametrize("env", [{}, {"XDG_DATA_HOME": "/data/home"}, {"XDG_DATA_HOME": "   "}, {"XDG_DATA_HOME": ""}])
 def test_fast_default_vault_path_is_the_storage_layers(env: dict[str, str], tmp_path: Path) -> None:
     from vault.agent.fast import default_vault_path
-    from vault.storage import default_vault_path as real
+    from vault.core.storage import default_vault_path as real
 
     base = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "KEYWARD_VAULT")}
     with mock.patch.dict(os.environ, base | {"HOME": str(tmp_path)} | env, clear=True):
@@ -980,7 +980,7 @@ def test_the_agent_path_imports_no_heavy_module(kw: KeywardCLI, desk: SimpleName
     names, done = _imported(kw, "token", "desk")
     assert_jwt(done.out.strip(), desk.issued)
     assert "argparse" not in names or "vault.cli.token_cmds" not in names  # the fast path skips the CLI
-    assert "vault.cli.token_cmds" not in names and "vault.model" not in names
+    assert "vault.cli.token_cmds" not in names and "vault.core.model" not in names
     # Without an agent the same command does load them: the check above can fail.
     kw("lock", passphrase=False)
     names, done = _imported(kw, "--passphrase-file", str(kw.passphrase_file), "token", "desk")

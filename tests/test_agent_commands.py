@@ -4,7 +4,7 @@ Each command below runs as a real subprocess with no passphrase file and no term
 so any passphrase prompt would fail it ("no passphrase: there is no terminal to ask
 on"); the vault is then opened with the passphrase to prove the change landed.  The
 commands read their own files, stdin and pastes; the agent applies what they read
-(vault.account_ops).  Also: the agent refuses malformed changes without dying, a bot's
+(vault.ops.account_ops).  Also: the agent refuses malformed changes without dying, a bot's
 token is not held up by someone pasting a key, and a dead agent means a prompt again.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 import pexpect
 import pytest
 
-from vault.errors import AccountExists, AgentError, InputError, InvalidCredential
-from vault.model import Account
-from vault.service import VaultService
+from vault.core.errors import AccountExists, AgentError, InputError, InvalidCredential
+from vault.core.model import Account
+from vault.core.service import VaultService
 
 from .conftest import PASSPHRASE, REPO, KeywardCLI
 from .test_agent import NO_PASSPHRASE, agent, alive, agent_socket, serving, short_runtime, wait_until  # noqa: F401
@@ -221,7 +221,7 @@ def test_an_abbreviated_option_still_reaches_the_agent(vault: KeywardCLI, unlock
 
 def test_the_agent_refuses_malformed_changes_and_keeps_serving(service: VaultService, runtime: Path) -> None:  # noqa: F811
     from vault.agent.client import connect
-    from vault.ops import VenueOps
+    from vault.ops.venue_ops import VenueOps
 
     ops = VenueOps(service)
     with serving(service, ops, ttl=60):

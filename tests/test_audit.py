@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from vault import audit
-from vault.model import VaultData
-from vault.service import VaultService
+from vault.core import audit
+from vault.core.model import VaultData
+from vault.core.service import VaultService
 
 from .conftest import PASSPHRASE
 from .test_lifecycle_capture import assert_no_secrets, canonical, secret_values

@@ -15,8 +15,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from vault.providers import get_provider
-from vault.service import VaultService
+from vault.venues import get_provider
+from vault.core.service import VaultService
 
 from .conftest import PASSPHRASE
 
@@ -170,7 +170,7 @@ def test_check_warns_about_clock_skew_with_its_size(kw, service, sandbox, accoun
 
 
 def test_kiiex_failure_is_explained_and_never_retried_across_commands(kw, service, sandbox, sandbox_account) -> None:
-    from vault.formats import recognise
+    from vault.ops.formats import recognise
 
     _, fields, _ = recognise(sandbox.issue("kiiex"))
     fields["api_secret"] = "f" * 32
@@ -270,7 +270,7 @@ def test_every_failure_is_one_line_with_what_to_do_a_nonzero_exit_and_no_secret(
     """Wrong credentials for each venue, an unreachable venue, a venue failing with 500s,
     an unknown account: every command ends in one line on stderr (or one detail line
     under `check`), exits non-zero, shows no traceback and prints no stored value."""
-    from vault.formats import recognise
+    from vault.ops.formats import recognise
 
     pt_other, pt_mine = sandbox.issue("powertrade"), sandbox.issue("powertrade")
     sandbox_account("powertrade", "pt", fields={"api_key": pt_mine["api_key"], "private_key": pt_other["private_key"]})

@@ -10,7 +10,7 @@ import sys
 import pexpect
 import pytest
 
-from vault.errors import (
+from vault.core.errors import (
     AccountNotFound,
     CorruptVault,
     InputError,
@@ -87,7 +87,7 @@ def test_init_list_show_masked(populated):
 def test_show_reveal_shows_and_is_audited(populated):
     shown = json.loads(populated("show", "ki", "--reveal", "--json").out)
     assert shown["fields"]["api_secret"] == KIIEX_EXPORT["APISecret"]
-    from vault.service import VaultService
+    from vault.core.service import VaultService
 
     audit = VaultService.unlock(populated.vault_path, PASSPHRASE).data.audit
     assert [e.action for e in audit][-1] == "reveal"
@@ -234,7 +234,7 @@ def test_init_prompts_twice_without_echo(tmp_path):
     assert child.exitstatus == 0
     assert "typed secret passphrase" not in child.before  # no echo
     assert stat.S_IMODE(vault.stat().st_mode) == 0o600
-    from vault.service import VaultService
+    from vault.core.service import VaultService
 
     VaultService.unlock(vault, "typed secret passphrase")
 
@@ -320,7 +320,7 @@ def test_import_asks_for_the_label(kw, tmp_path):
 
 
 def test_weak_kdf_unlock_offers_an_upgrade(kw):
-    from vault import fileformat as ff
+    from vault.core import fileformat as ff
 
     kw.init()
     child = spawn_tty("--vault", str(kw.vault_path), "list")
@@ -373,7 +373,7 @@ def test_remove_asks_to_type_the_label_on_a_terminal(populated):
     child.close()
     assert child.exitstatus == 0
     assert [r["label"] for r in json.loads(populated("list", "--json").out)] == ["tr"]
-    from vault.service import VaultService
+    from vault.core.service import VaultService
 
     assert VaultService.unlock(populated.vault_path, PASSPHRASE).data.audit[-1].action == "remove"
 
@@ -403,15 +403,15 @@ def test_importing_a_vault_file_says_what_it_is(populated, tmp_path):
 def test_setting_changes_are_audited(populated):
     r = populated("setting", "ki", "session_idle_s", "600")
     assert r.code == 0, r.err
-    from vault.service import VaultService
+    from vault.core.service import VaultService
 
     entry = VaultService.unlock(populated.vault_path, PASSPHRASE).data.audit[-1]
     assert (entry.action, entry.account, entry.detail) == ("setting", "ki", "session_idle_s=600")
 
 
 def test_unknown_audit_actions_are_a_programming_error():
-    from vault import audit
-    from vault.model import VaultData
+    from vault.core import audit
+    from vault.core.model import VaultData
 
     with pytest.raises(ValueError):
         audit.append(VaultData(), 0.0, "mintt", "x")

@@ -15,9 +15,9 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from vault import clipboard
-from vault.errors import InputError
-from vault.service import VaultService
+from vault.ops import clipboard
+from vault.core.errors import InputError
+from vault.core.service import VaultService
 
 from .conftest import PASSPHRASE, REPO
 from .test_agent import wait_until
@@ -214,8 +214,8 @@ def test_copy_through_the_unlock_agent_happens_here_and_is_recorded(kw, sb, fake
 
 
 def test_record_copy_names_an_existing_account_and_a_known_kind(service):
-    from vault.errors import AccountNotFound
-    from vault.model import Account
+    from vault.core.errors import AccountNotFound
+    from vault.core.model import Account
 
     service.add_account(Account(label="h", venue="hypersolutions", base_url="https://x.invalid",
                                 fields={"api_key": "abcdef0123456789", "jwt_key": "JWT-KEY-0123456789"}))

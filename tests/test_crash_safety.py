@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from vault.model import Account
-from vault.service import VaultService
+from vault.core.model import Account
+from vault.core.service import VaultService
 
 from .conftest import PASSPHRASE, REPO
 
@@ -23,7 +23,7 @@ SAVER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from vault.service import VaultService
+    from vault.core.service import VaultService
     svc = VaultService.unlock(Path(sys.argv[1]), sys.stdin.readline().rstrip("\\n"))
     def bump(data):
         acct = data.accounts[0]
@@ -40,8 +40,8 @@ ADDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from vault.model import Account
-    from vault.service import VaultService
+    from vault.core.model import Account
+    from vault.core.service import VaultService
     svc = VaultService.unlock(Path(sys.argv[1]), sys.stdin.readline().rstrip("\\n"))
     prefix = sys.argv[2]
     print("ready", flush=True)

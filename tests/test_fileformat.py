@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vault import fileformat as ff
-from vault.errors import CorruptVault, KeywardError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
-from vault.model import Account, VaultData
-from vault.service import VaultService, decode_payload, encode_payload
+from vault.core import fileformat as ff
+from vault.core.errors import CorruptVault, KeywardError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
+from vault.core.model import Account, VaultData
+from vault.core.service import VaultService, decode_payload, encode_payload
 
 from .conftest import PASSPHRASE, SMALL_KDF
 

@@ -1,4 +1,4 @@
-"""vault.http one function at a time, over httpx.MockTransport: 429 waits, no retry on
+"""vault.net.http one function at a time, over httpx.MockTransport: 429 waits, no retry on
 401, no plain http off loopback, no redirects, skew from Date, typed network errors."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import email.utils
 import httpx
 import pytest
 
-from vault.errors import AuthRejected, InsecureTransport, NetworkError, RateLimited, VenueError
-from vault.http import (
+from vault.core.errors import AuthRejected, InsecureTransport, NetworkError, RateLimited, VenueError
+from vault.net.http import (
     NOT_SENT,
     SENT_UNANSWERED,
     Sender,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from vault import capture
-from vault.errors import InputError, InvalidCredential
-from vault.providers import get_provider, secret_names
-from vault.service import VaultService
+from vault.ops import capture
+from vault.core.errors import InputError, InvalidCredential
+from vault.venues import get_provider, secret_names
+from vault.core.service import VaultService
 
 from .conftest import PASSPHRASE, REPO
 

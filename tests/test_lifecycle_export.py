@@ -12,8 +12,8 @@ import sys
 import pexpect
 import pytest
 
-from vault import fileformat as ff
-from vault.export import parse_env
+from vault.core import fileformat as ff
+from vault.ops.export import parse_env
 
 from .conftest import PASSPHRASE, REPO, KeywardCLI
 from .test_lifecycle_capture import assert_no_secrets, canonical, secret_values, stored
@@ -373,8 +373,8 @@ def test_a_bundle_carries_chosen_settings_only_and_checks_them(vault, other, sb,
     """Settings travel (a key-age maximum, a health path) but the exporting machine's
     state does not (a recorded failed Kiiex login would stop keyward logging in on the
     other side), and a crafted setting is refused before anything is imported."""
-    from vault import bundle as bundle_mod
-    from vault.service import VaultService
+    from vault.ops import bundle as bundle_mod
+    from vault.core.service import VaultService
 
     from .conftest import SMALL_KDF
 
@@ -411,9 +411,9 @@ def test_a_bundle_asking_for_gigabytes_is_refused_before_any_kdf(monkeypatch):
 
     import pytest as _pytest
 
-    from vault import bundle
-    from vault import fileformat as ff
-    from vault.errors import UnsafeKdfParameters
+    from vault.ops import bundle
+    from vault.core import fileformat as ff
+    from vault.core.errors import UnsafeKdfParameters
 
     assert bundle.bundle_kdf(ff.KdfParams(3, 4 * 1024 * 1024, 4)).memory_kib == bundle.BUNDLE_MEMORY_CEILING_KIB
     payload = b'{"bundle": 1, "created_at": 0, "accounts": []}'

@@ -10,10 +10,10 @@ import time
 import httpx
 import pytest
 
-from vault.errors import VaultBusy, VaultError
-from vault.model import Account, Health
-from vault.rotation import Rotation, store_or_rescue
-from vault.service import VaultService
+from vault.core.errors import VaultBusy, VaultError
+from vault.core.model import Account, Health
+from vault.ops.rotation import Rotation, store_or_rescue
+from vault.core.service import VaultService
 
 from .conftest import PASSPHRASE
 from .test_lifecycle_capture import assert_no_secrets, canonical, ec_pem, secret_values, stored

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from vault.errors import (
+from vault.core.errors import (
     AccountLockedOut,
     AuthRejected,
     InputError,
@@ -21,11 +21,11 @@ from vault.errors import (
     ServerError,
     VenueError,
 )
-from vault.model import Account, Token
-from vault.providers import get_provider
-from vault.providers.hypersolutions import sign as hyper_sign
-from vault.providers.kiiex import signature as kiiex_signature
-from vault.providers.powertrade import KeyCache, NonceSource
+from vault.core.model import Account, Token
+from vault.venues import get_provider
+from vault.venues.hypersolutions import sign as hyper_sign
+from vault.venues.kiiex import signature as kiiex_signature
+from vault.venues.powertrade import KeyCache, NonceSource
 
 NOW = 1_800_000_000.0
 SECRETISH = "sk_live_THIS_MUST_NEVER_BE_QUOTED_123"
@@ -176,7 +176,7 @@ def test_hyper_usage_quota_is_its_rate_limit_status() -> None:
     ]}
     rl = get_provider("hypersolutions").rate_limit(response(200, body), NOW)
     assert (rl.limit, rl.remaining, rl.observed_at) == (50, 7, NOW)
-    from vault.model import parse_iso
+    from vault.core.model import parse_iso
 
     assert rl.reset_at == parse_iso("2027-01-16T00:00:00Z")
 
@@ -245,7 +245,7 @@ def test_powertrade_nonce_rises_strictly_even_within_one_millisecond_and_across_
 
 
 def test_key_cache_parses_once_per_key_and_forgets_a_rotated_one(ec_key, monkeypatch) -> None:
-    import vault.providers.powertrade as ptmod
+    import vault.venues.powertrade as ptmod
 
     loads = []
     real = ptmod.load_private_key
@@ -311,7 +311,7 @@ def test_tradeready_login_expiry_is_moved_onto_our_clock() -> None:
     tr = get_provider("tradeready")
     body = {"token": "T", "expires_at": "2027-01-15T09:00:00Z", "token_type": "Bearer"}
     tok = tr.parse_login(account("tradeready", TR), response(200, body), NOW, skew_s=120.0)
-    from vault.model import parse_iso
+    from vault.core.model import parse_iso
 
     assert tok.expires_at == parse_iso("2027-01-15T09:00:00Z") - 120
     assert tok.kind == "bearer"
@@ -371,7 +371,7 @@ def test_a_lifetime_setting_is_a_whole_number_of_seconds_in_range(raw) -> None:
 
 @pytest.mark.parametrize("raw", ["@evil.example/x", "evil.example/x", "", "/a b", "/a#b", "/a\\b", "/a\nb", 7])
 def test_a_health_path_must_stay_below_the_base_url(raw) -> None:
-    from vault.providers.base import checked_path
+    from vault.venues.base import checked_path
 
     with pytest.raises(InputError, match="must be a path starting with /"):
         checked_path(raw)
@@ -393,7 +393,7 @@ def test_hyper_warns_about_a_signature_lifetime_the_venue_refuses() -> None:
 
 
 def test_powertrade_nonce_race_is_told_apart_from_other_refusals() -> None:
-    from vault.providers.powertrade import nonce_raced
+    from vault.venues.powertrade import nonce_raced
 
     assert nonce_raced(response(401, {"error": "replayed_nonce", "message": "x"}))
     assert not nonce_raced(response(401, {"error": "bad_signature"}))

@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from vault import fileformat as ff
-from vault.errors import AccountExists, AccountNotFound, VaultBusy, VaultChanged, VaultExists, VaultNotFound, WrongPassphrase
-from vault.model import Account
-from vault.service import VaultService
-from vault.storage import VaultFile, permission_warning
+from vault.core import fileformat as ff
+from vault.core.errors import AccountExists, AccountNotFound, VaultBusy, VaultChanged, VaultExists, VaultNotFound, WrongPassphrase
+from vault.core.model import Account
+from vault.core.service import VaultService
+from vault.core.storage import VaultFile, permission_warning
 
 from .conftest import PASSPHRASE, SMALL_KDF
 
@@ -170,7 +170,7 @@ def test_kdf_upgrade_via_passphrase_change(service, vault_path):
 
 
 def test_lock_drops_decrypted_state(service):
-    from vault.errors import VaultLocked
+    from vault.core.errors import VaultLocked
 
     service.add_account(acct("a"))
     service.lock()

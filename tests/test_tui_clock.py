@@ -69,7 +69,7 @@ async def test_a_tick_redraws_only_changed_cells_of_rows_in_view(tmp_path: Path)
 
 
 def test_token_cell_counts_down_warns_in_the_last_fifth_and_marks_expiry() -> None:
-    from vault.model import Token
+    from vault.core.model import Token
     from tui.widgets.countdown import token_cell, token_state
 
     tok = Token("", T0, T0 + 100, "jwt")
@@ -84,7 +84,7 @@ def test_token_cell_counts_down_warns_in_the_last_fifth_and_marks_expiry() -> No
 
 
 def test_age_rate_and_health_cells() -> None:
-    from vault.model import Health, RateLimit, Token
+    from vault.core.model import Health, RateLimit, Token
     from tui.widgets.countdown import age_cell, health_cell, rate_cell
 
     assert age_cell(91, 90).plain == "91d!" and age_cell(30, 90).plain == "30d"

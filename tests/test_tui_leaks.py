@@ -24,9 +24,9 @@ from tui.fixtures import SECRET_MARKER, T0, sample_vault
 from .tui_helpers import select
 from .tui_helpers import settle as steady
 from vault.cli.app_cmds import build_demo
-from vault.providers import get_provider, secret_names
+from vault.venues import get_provider, secret_names
 from vault.sandbox import Sandbox, SandboxConfig
-from vault.service import VaultService
+from vault.core.service import VaultService
 
 SIZE = (140, 40)
 pytestmark = pytest.mark.anyio

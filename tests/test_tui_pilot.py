@@ -28,7 +28,7 @@ from tui.widgets.accounts_table import AccountsTable
 from .tui_helpers import press, select, settle
 from vault.cli.app_cmds import build_demo
 from vault.sandbox import Sandbox, SandboxConfig
-from vault.service import VaultService
+from vault.core.service import VaultService
 
 SIZE = (140, 40)
 pytestmark = pytest.mark.anyio  # anyio's pytest plugin (installed with httpx) runs the async tests
@@ -442,7 +442,7 @@ async def test_palette_offers_every_action_for_every_account_and_no_raw_screensh
 
 
 async def test_copy_uses_the_system_clipboard_and_clears_only_our_value(demo, clock, sandbox, tmp_path, monkeypatch) -> None:
-    """The dashboard shares the CLI's backends (vault.clipboard): with a clipboard tool on
+    """The dashboard shares the CLI's backends (vault.ops.clipboard): with a clipboard tool on
     PATH it copies there and, when the time is up, clears it only if it still holds ours."""
     from .test_clipboard import FAKE_XCLIP
 
@@ -533,7 +533,7 @@ async def test_keys_typed_right_behind_slash_go_to_the_filter(demo, clock, sandb
 async def test_export_enter_moves_from_field_to_field_and_writes(demo, clock, sandbox, tmp_path: Path) -> None:
     """Enter in the file box goes to the bundle passphrase, then to its repeat, then writes:
     a passphrase typed after an Enter never lands in the plain file box."""
-    from vault import bundle
+    from vault.ops import bundle
 
     secret = "glacier mosaic tundra violet"
     target = tmp_path / "tr.kwb"

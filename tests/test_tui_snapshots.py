@@ -44,7 +44,7 @@ def vault_file(home: Path) -> Path:
 
 @pytest.fixture
 def unlocked_app(vault_file: Path) -> KeywardApp:
-    from vault.service import VaultService
+    from vault.core.service import VaultService
 
     service = VaultService.unlock(vault_file, PASSPHRASE, clock=fixed_clock)
     return KeywardApp(vault_file, service=service, clock=fixed_clock, kdf=SMALL_KDF, watch=False)

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 import vault
-from vault.errors import AccountLockedOut, AuthRejected, InputError, SecondFactorRequired
-from vault.http import make_client
-from vault.ops import LOGIN_FAILED_AT, VenueOps
+from vault.core.errors import AccountLockedOut, AuthRejected, InputError, SecondFactorRequired
+from vault.net.http import make_client
+from vault.ops.venue_ops import LOGIN_FAILED_AT, VenueOps
 
 PRIVATE = {
     "powertrade": ("GET", "/v1/balance/funds_holdings"),
@@ -107,7 +107,7 @@ def test_powertrade_tampered_token_is_refused_and_keyward_says_why(ops, sandbox,
     with make_client() as http:
         r = http.get(creds.base_url + "/v1/position/funds", headers={"X-Power-Trade": tampered})
     assert r.status_code == 401
-    from vault.providers import get_provider
+    from vault.venues import get_provider
 
     with pytest.raises(AuthRejected) as info:
         get_provider("powertrade").raise_for_error(acct, r)
@@ -174,7 +174,7 @@ def test_tradeready_tampered_bearer_is_refused_and_the_api_relogs_once(ops, serv
     ops.login("tr")
 
     def tamper(a, data):
-        from vault.model import Token
+        from vault.core.model import Token
 
         a.token = Token(a.token.value[:-2] + "xx", a.token.issued_at, a.token.expires_at, "bearer")
 
@@ -183,7 +183,7 @@ def test_tradeready_tampered_bearer_is_refused_and_the_api_relogs_once(ops, serv
     with make_client() as http:
         r = http.get(creds.base_url + "/api/v1/agents", headers=creds.headers)
     assert r.status_code == 401
-    from vault.providers import get_provider
+    from vault.venues import get_provider
 
     with pytest.raises(AuthRejected, match="keyward login tr"):
         get_provider("tradeready").raise_for_error(service.get("tr"), r)
@@ -263,7 +263,7 @@ def test_kiiex_token_key_variants(shape, ops, sandbox, sandbox_account) -> None:
 
 def test_kiiex_failed_login_is_reported_and_never_retried(ops, service, sandbox, sandbox_account) -> None:
     issued = sandbox.issue("kiiex")
-    from vault.formats import recognise
+    from vault.ops.formats import recognise
 
     _, fields, _ = recognise(issued)
     fields["api_secret"] = "0" * 32
@@ -293,7 +293,7 @@ def test_kiiex_failed_login_is_reported_and_never_retried(ops, service, sandbox,
 
 
 def test_kiiex_lock_out_and_2fa_are_reported_clearly(ops, sandbox, sandbox_account) -> None:
-    from vault.formats import recognise
+    from vault.ops.formats import recognise
 
     sandbox.configure(kiiex_lockout_after=1)
     _, fields, _ = recognise(sandbox.issue("kiiex"))
@@ -320,7 +320,7 @@ def test_kiiex_refused_session_is_dropped_not_retried(ops, service, sandbox, san
     ops.login("kx")
 
     def corrupt(a, data):
-        from vault.model import Token
+        from vault.core.model import Token
 
         a.token = Token("not-a-session", a.token.issued_at, a.token.expires_at, "session")
 
@@ -347,7 +347,7 @@ def test_locked_vault_refuses_and_drops_parsed_keys(ops, service, sandbox, sandb
     ops.token("pt")
     assert len(ops._keys) == 1
     service.lock()
-    from vault.errors import VaultLocked
+    from vault.core.errors import VaultLocked
 
     with pytest.raises(VaultLocked):
         ops.token("pt")
@@ -405,7 +405,7 @@ def test_kiiex_login_that_never_reached_the_venue_does_not_block_later_logins(op
     acct = sandbox_account("kiiex", "kx")
     good_url = acct.base_url
     ops._change("kx", lambda a, d: setattr(a, "base_url", f"http://127.0.0.1:{_closed_port()}/kiiex/ap"))
-    from vault.errors import NetworkError
+    from vault.core.errors import NetworkError
 
     with pytest.raises(NetworkError, match="cannot connect"):
         ops.token("kx")
@@ -421,7 +421,7 @@ def test_kiiex_login_that_timed_out_blocks_later_automatic_logins(service, sandb
     acct = sandbox_account("kiiex", "kx")
     sandbox.configure(latency_ms=1500)
     with VenueOps(service, client_factory=lambda: make_client(timeout=0.3), notify=lambda m: None) as slow:
-        from vault.errors import NetworkError
+        from vault.core.errors import NetworkError
 
         with pytest.raises(NetworkError, match="did not answer"):
             slow.token("kx")
@@ -517,7 +517,7 @@ def test_doctor_says_no_answer_rather_than_no_date_header(ops, sandbox, sandbox_
 
 
 def test_doctor_of_a_locked_kiiex_user_says_an_administrator_must_unlock_it(ops, sandbox, sandbox_account) -> None:
-    from vault.formats import recognise
+    from vault.ops.formats import recognise
 
     sandbox.configure(kiiex_lockout_after=1)
     _, fields, _ = recognise(sandbox.issue("kiiex"))

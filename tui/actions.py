@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Callable
 
-from vault.errors import KeywardError
+from vault.core.errors import KeywardError
 
 from .widgets.countdown import duration
 from .workers import Job, error_line
@@ -87,7 +87,7 @@ class AccountActions:
         session = self.session
         if session is None:
             return
-        from vault.clipboard import disabled
+        from vault.ops.clipboard import disabled
 
         if disabled():  # before the token is fetched and the copy audited
             from .app import CLIPBOARD_OFF

@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
-from vault.errors import AuthRejected, KeywardError
+from vault.core.errors import AuthRejected, KeywardError
 
 from .actions import AccountActions
 from .session import Session
@@ -173,12 +173,12 @@ class KeywardApp(App[None]):
     def copy_secret(self, text: str, what: str) -> None:
         """Copy for the user, cleared after the vault's clipboard_clear_seconds.
 
-        The same choice as the CLI (vault.clipboard.choose_backend, KEYWARD_CLIPBOARD
+        The same choice as the CLI (vault.ops.clipboard.choose_backend, KEYWARD_CLIPBOARD
         included): a system clipboard tool when one is reachable, since only a tool can
         be read back to check the value is still ours before clearing it; otherwise
         OSC 52, written through Textual's driver (writing to the tty behind Textual's
         back would tear its output)."""
-        from vault.clipboard import ToolBackend, choose_backend, disabled, fingerprint
+        from vault.ops.clipboard import ToolBackend, choose_backend, disabled, fingerprint
 
         if disabled():
             self.notify(CLIPBOARD_OFF, severity="warning")
@@ -213,7 +213,7 @@ class KeywardApp(App[None]):
         tool = getattr(self, "_clipboard_tool", None)
         self._clipboard_tool = None
         if tool is not None:
-            from vault.clipboard import clear_if_unchanged
+            from vault.ops.clipboard import clear_if_unchanged
 
             try:
                 clear_if_unchanged(tool, self._clipboard_salt, self._clipboard_mac)
@@ -235,7 +235,7 @@ class KeywardApp(App[None]):
         if self._ops_factory is not None:
             ops = self._ops_factory(service)
         else:
-            from vault.ops import VenueOps
+            from vault.ops.venue_ops import VenueOps
 
             ops = VenueOps(service, client_factory=self.client_factory, clock=self.clock, notify=self._ops_notice)
         return Session(service, ops, self.clock, self.client_factory)

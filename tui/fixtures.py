@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from vault.model import Account, Health, RateLimit, Token
+from vault.core.model import Account, Health, RateLimit, Token
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z: far from the real clock, so nothing passes by accident
 SECRET_MARKER = "S3CR3T"
@@ -97,8 +97,8 @@ def sample_accounts(now: float = T0) -> list[Account]:
 def sample_vault(path: Path, passphrase: str, kdf, clock: Callable[[], float], *, extra: int = 0):
     """A new vault at `path` holding `sample_accounts()` (plus `extra` generated ones),
     with a short audit trail; every time comes from `clock`."""
-    from vault.model import Generation
-    from vault.service import VaultService
+    from vault.core.model import Generation
+    from vault.core.service import VaultService
 
     service = VaultService.create(path, passphrase, kdf, clock=clock)
     now = clock()

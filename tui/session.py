@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from vault.errors import VaultLocked
-from vault.model import Account, Credentials, Health, Settings
+from vault.core.errors import VaultLocked
+from vault.core.model import Account, Credentials, Health, Settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vault.service import VaultService
+    from vault.core.service import VaultService
 
 Clock = Callable[[], float]
 HISTORY = 120  # rate-limit samples kept per account for the sparkline
@@ -112,13 +112,13 @@ class Session:
     def has_session(acct: Account) -> bool:
         """Does the venue log in for a bearer or session token (the kinds that expire
         while unused and can be refreshed)?"""
-        from vault.providers import get_provider
+        from vault.venues import get_provider
 
         return get_provider(acct.venue).token_kind in ("bearer", "session")
 
     @staticmethod
     def session_fresh(acct: Account, now: float) -> bool:
-        from vault.providers import get_provider
+        from vault.venues import get_provider
 
         return bool(get_provider(acct.venue).is_fresh(acct.token, now))
 
@@ -142,8 +142,8 @@ class Session:
     def capture(self, account: Account, detail: str) -> None:
         """Store captured credentials, audited as a capture.  If the save fails, the
         one-time secrets go to a sealed rescue file instead of being lost."""
-        from vault.errors import AccountExists
-        from vault.rotation import store_or_rescue
+        from vault.core.errors import AccountExists
+        from vault.ops.rotation import store_or_rescue
 
         service = self.service
 
@@ -156,7 +156,7 @@ class Session:
         store_or_rescue(service, change, f"the credentials for {account.label!r} were read")
 
     def _rotation(self):
-        from vault.rotation import Rotation
+        from vault.ops.rotation import Rotation
 
         ops = self.ops
         return Rotation(self.service, lambda label: ops.check(label), clock=self.clock,
@@ -173,9 +173,9 @@ class Session:
 
     def export_plain(self, label: str, fmt: str, target) -> None:
         """A plaintext export to a new 0600 file, recorded before it is written."""
-        from vault.errors import InputError
-        from vault.export import render
-        from vault.storage import write_private
+        from vault.core.errors import InputError
+        from vault.ops.export import render
+        from vault.core.storage import write_private
 
         text = render(self.get(label), fmt, self.clock())
         self.service.record("export", label, "ok", f"plaintext {fmt} to {target}")
@@ -187,8 +187,8 @@ class Session:
 
     def export_bundle(self, labels: list[str], passphrase: str, target) -> None:
         """An encrypted bundle (the vault's own KDF cost) to a new 0600 file."""
-        from vault import bundle
-        from vault.storage import write_private
+        from vault.ops import bundle
+        from vault.core.storage import write_private
 
         service = self.service
         accounts = [service.get(label) for label in labels]

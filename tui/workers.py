@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from vault.errors import KeywardError
+from vault.core.errors import KeywardError
 
 if TYPE_CHECKING:  # pragma: no cover
     from textual.app import App

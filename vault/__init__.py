@@ -12,7 +12,7 @@ _API = frozenset({"auth", "client", "open_vault", "KeywardAuth"})
 def __getattr__(name: str) -> Any:
     # Lazy, so that `import vault` (and every CLI command) does not pay for httpx.
     if name in _API:
-        from . import api
+        from vault import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'vault' has no attribute {name!r}")

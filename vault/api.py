@@ -34,12 +34,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import InputError
-from .http import ensure_transport_allowed
-from .providers.powertrade import nonce_raced
+from vault.core.errors import InputError
+from vault.net.http import ensure_transport_allowed
+from vault.venues.powertrade import nonce_raced
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .ops import VenueOps
+    from vault.ops.venue_ops import VenueOps
 
 __all__ = ["KeywardAuth", "auth", "client", "open_vault"]
 
@@ -182,11 +182,11 @@ def open_vault(
     passphrase asked only if the agent goes away meanwhile.  Otherwise the vault is
     unlocked here (one KDF run), the passphrase coming from `passphrase_file`, else
     $KEYWARD_PASSPHRASE_FILE, else a no-echo prompt on the terminal."""
-    from .storage import default_vault_path
+    from vault.core.storage import default_vault_path
 
     path = Path(vault_path).expanduser() if vault_path else default_vault_path()
     if agent:
-        from .agent.client import connect
+        from vault.agent.client import connect
 
         client = connect(path, fallback=lambda: _unlock_here(path, passphrase_file))
         if client is not None:
@@ -195,9 +195,9 @@ def open_vault(
 
 
 def _unlock_here(path: Path, passphrase_file: str | None) -> VenueOps:
-    from .cli.context import read_passphrase_file
-    from .ops import VenueOps
-    from .service import VaultService
+    from vault.cli.context import read_passphrase_file
+    from vault.ops.venue_ops import VenueOps
+    from vault.core.service import VaultService
 
     source = passphrase_file or os.environ.get("KEYWARD_PASSPHRASE_FILE")
     if source:
@@ -232,7 +232,7 @@ def client(
 ) -> httpx.Client:
     """An httpx.Client on the account's base URL, signing every request, built like
     keyward's own (TLS verified, no redirects followed)."""
-    from .http import make_client
+    from vault.net.http import make_client
 
     signer = auth(label, vault_path=vault_path, passphrase_file=passphrase_file, ops=ops)
     c = make_client()

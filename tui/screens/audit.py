@@ -1,5 +1,5 @@
 """The audit trail: every action on every account, newest first, and whether the hash
-chain is intact.  Entries never hold a secret (vault.audit), so all of it is shown."""
+chain is intact.  Entries never hold a secret (vault.core.audit), so all of it is shown."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Header, Static
 
 from ..widgets.key_footer import KeyFooter
 
-from vault.model import iso
+from vault.core.model import iso
 
 
 class AuditScreen(Screen):
@@ -35,7 +35,7 @@ class AuditScreen(Screen):
         self.sync()
 
     def sync(self) -> None:
-        from vault.audit import verify
+        from vault.core.audit import verify
 
         session = self.app.session
         if session is None or not session.open or not self.is_attached:

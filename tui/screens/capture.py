@@ -1,8 +1,8 @@
 """Add or capture: paste what the venue's one-time screen showed; keyward recognises the
-format (vault.capture), repairs paste accidents, shows the result masked, and stores it.
+format (vault.ops.capture), repairs paste accidents, shows the result masked, and stores it.
 
 The pasted text lives only in the paste zone (drawn as a fixed mask); what is recognised
-is shown through vault.views' masking.
+is shown through vault.ops.views' masking.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Header, Input, Select, Static
 
-from vault.errors import KeywardError
-from vault.providers import VENUES, get_provider
+from vault.core.errors import KeywardError
+from vault.venues import VENUES, get_provider
 
 from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import PasteZone
@@ -32,7 +32,7 @@ def detect_venue(text: str) -> str | None:
     if "-----BEGIN" in stripped:
         return "powertrade"
     if stripped.startswith("{"):
-        from vault.formats import recognise
+        from vault.ops.formats import recognise
 
         try:
             import json
@@ -42,7 +42,7 @@ def detect_venue(text: str) -> str | None:
         except (ValueError, KeywardError):
             return None
     if "KEYWARD_VENUE=" in stripped:
-        from vault.export import parse_env
+        from vault.ops.export import parse_env
 
         try:
             venue = parse_env(stripped).get("venue")
@@ -54,8 +54,8 @@ def detect_venue(text: str) -> str | None:
 
 def describe_captured(captured) -> Text:
     """What was recognised, masked the way `keyward show` masks it."""
-    from vault import views
-    from vault.model import Account
+    from vault.ops import views
+    from vault.core.model import Account
 
     probe = Account(label="-", venue=captured.venue, base_url="", fields=captured.fields)
     out = Text()
@@ -133,7 +133,7 @@ class CaptureScreen(Screen):
     @on(PasteZone.Changed, "#paste")
     @on(Select.Changed, "#venue")
     def analyse(self) -> None:
-        from vault.capture import parse
+        from vault.ops.capture import parse
 
         text = self.query_one("#paste", PasteZone).value
         out = self.query_one("#recognised", Static)
@@ -185,8 +185,8 @@ class CaptureScreen(Screen):
 
     def action_save(self) -> None:
         from vault.cli.vault_cmds import check_label
-        from vault.endpoints import resolve_base_url
-        from vault.model import Account
+        from vault.net.endpoints import resolve_base_url
+        from vault.core.model import Account
 
         captured = self._captured
         if captured is None:

@@ -72,8 +72,8 @@ class CreateScreen(Screen):
         self._create(passphrase)
 
     def _create(self, passphrase: str) -> None:
-        from vault.fileformat import DEFAULT_KDF
-        from vault.service import VaultService
+        from vault.core.fileformat import DEFAULT_KDF
+        from vault.core.service import VaultService
 
         path, clock, kdf = self.app.vault_path, self.app.clock, self.app.kdf or DEFAULT_KDF
         self.add_class("-busy")

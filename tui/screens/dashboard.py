@@ -41,7 +41,7 @@ class DashboardScreen(Screen):
                 tooltip="Filter by label, venue, environment or tag (esc clears)"),
         Binding("enter", "detail", "Detail", id="account.detail",
                 tooltip="Detail: fields, decoded token, headers, generations, audit, rate-limit sparkline"),
-        Binding("u", "audit", "Audit", id="vault.audit", tooltip="The audit trail, with its hash-chain check"),
+        Binding("u", "audit", "Audit", id="vault.core.audit", tooltip="The audit trail, with its hash-chain check"),
         Binding("s", "settings", "Settings", id="vault.settings",
                 tooltip="Settings: auto-lock, clipboard clearing, key maximum age"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="vault.clear_filter"),

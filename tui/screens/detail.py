@@ -113,7 +113,7 @@ class DetailScreen(Screen):
         acct = session.find(self.label) if session else None
         if acct is None or name not in acct.fields:
             return
-        from vault.providers import get_provider, secret_names
+        from vault.venues import get_provider, secret_names
 
         if name not in secret_names(get_provider(acct.venue)):
             self.notify(f"{name} is not secret: it is shown as it is.", timeout=3)

@@ -1,5 +1,5 @@
 """The rotate wizard: new credentials in, stored at once, verified against the venue, the
-old set kept as a generation (vault.rotation does all of it; this screen walks through).
+old set kept as a generation (vault.ops.rotation does all of it; this screen walks through).
 
 TradeReady agents rotate through the venue's API (one key press); every other venue makes
 the new key in its web UI, and the user pastes it here.
@@ -15,8 +15,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Header, Static
 
-from vault.errors import KeywardError
-from vault.providers import get_provider
+from vault.core.errors import KeywardError
+from vault.venues import get_provider
 
 from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import PasteZone
@@ -94,7 +94,7 @@ class RotateScreen(Screen):
 
     @on(PasteZone.Changed, "#paste")
     def _pasted(self) -> None:
-        from vault.capture import parse
+        from vault.ops.capture import parse
 
         acct = self._account
         text = self.query_one("#paste", PasteZone).value

@@ -45,7 +45,7 @@ class UnlockScreen(Screen):
         if not passphrase:
             self._say("Enter the vault's passphrase.")
             return
-        from vault.service import VaultService
+        from vault.core.service import VaultService
 
         path, clock = self.app.vault_path, self.app.clock
         self._busy(True)

@@ -1,7 +1,7 @@
 """The dashboard's table: one row per account, live cells redrawn only when in view.
 
 Rows are built from `Row`, a snapshot of an account that holds no credential value (the
-key column is already masked by vault.views), so the table never holds a secret.  The
+key column is already masked by vault.ops.views), so the table never holds a secret.  The
 app's one timer calls `tick(now)`: it recomputes the live cells of the rows on screen and
 calls `update_cell` only where the text changed, inside one `batch_update`.
 """
@@ -16,8 +16,8 @@ from textual import events
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from vault import views
-from vault.model import Account, Health, RateLimit, Token
+from vault.ops import views
+from vault.core.model import Account, Health, RateLimit, Token
 
 from . import countdown
 
@@ -77,7 +77,7 @@ class Row:
     label: str
     venue: str
     env: str
-    key: str  # masked by vault.views.key_display when the key is secret
+    key: str  # masked by vault.ops.views.key_display when the key is secret
     key_since: float
     max_age_days: int
     token: Token | None  # a copy without its value: times and kind only

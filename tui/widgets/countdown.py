@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from vault.http import skew_matters
-from vault.model import Health, RateLimit, Token
+from vault.net.http import skew_matters
+from vault.core.model import Health, RateLimit, Token
 
 WARN_FRACTION = 0.2  # a token in the last 20% of its life is drawn in the warning colour
 DEFAULT_LIFETIME_S = 30.0  # no token to judge by: PowerTrade's window, the shortest there is
@@ -88,7 +88,7 @@ def rate_cell(rl: RateLimit | None, now: float, short: bool = False) -> Text:
 
 def skew_warning(health: Health | None, token: Token | None = None) -> str:
     """A warning when the venue's clock is off by enough to break this account's tokens
-    (vault.http decides what "enough" is)."""
+    (vault.net.http decides what "enough" is)."""
     if health is None or health.skew_s is None:
         return ""
     lifetime = DEFAULT_LIFETIME_S

@@ -2,7 +2,7 @@
 current token decoded, the headers a request would carry, credential generations, recent
 audit entries and the session's rate-limit sparkline.
 
-Masking comes from vault.views; this widget decides only what to draw where.  The one
+Masking comes from vault.ops.views; this widget decides only what to draw where.  The one
 value it ever holds in clear is a revealed field, until its deadline passes.
 """
 
@@ -18,9 +18,9 @@ from textual.containers import ScrollableContainer, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
-from vault import views
-from vault.model import Account, iso
-from vault.providers import get_provider, secret_names
+from vault.ops import views
+from vault.core.model import Account, iso
+from vault.venues import get_provider, secret_names
 
 from . import countdown
 from .sparkline import RateSparkline

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from ..errors import AgentError
+from vault.core.errors import AgentError
 
 # SHA-256 from CPython's built-in module when there is one: `hashlib` loads OpenSSL,
 # about 2 ms of the hot path's budget.  Same function, same digest.

@@ -16,9 +16,9 @@ import os
 import sys
 from _thread import allocate_lock  # builtin: `threading` would cost the hot path an import
 
-from ..errors import AgentError, KeywardError, SecretsWithheld, VaultChanged
-from . import check_private_dir, resolved_vault, socket_paths
-from .protocol import (
+from vault.core.errors import AgentError, KeywardError, SecretsWithheld, VaultChanged
+from vault.agent import check_private_dir, resolved_vault, socket_paths
+from vault.agent.protocol import (
     PROTOCOL_VERSION,
     ProtocolError,
     ProtocolTimeout,
@@ -196,11 +196,11 @@ class AgentClient:
     def record_copy(self, label: str, what: str) -> int:
         """The "copy" audit entry for a token or headers this agent handed out; returns
         the vault's clipboard_clear_seconds."""
-        from ..clipboard import record_copy
+        from vault.ops.clipboard import record_copy
 
         return self._op(lambda ops: record_copy(ops.service, label, what), "record_copy", label=label, what=what)
 
-    # --- account changes (vault.account_ops) -----------------------------------------
+    # --- account changes (vault.ops.account_ops) -----------------------------------------
 
     def store_account(self, acct: Any, *, action: str = "add", detail: str = "", keep_both: bool = False) -> str:
         return self._op(
@@ -232,14 +232,14 @@ class AgentClient:
         return self._op(lambda ops: ops.fields_for_copy(label), "fields_for_copy", label=label)
 
     def export_accounts(self, labels: list[str], detail: str) -> list[Any]:
-        from ..model import Account
+        from vault.core.model import Account
 
         labels = list(labels)
         got = self._op(lambda ops: ops.export_accounts(labels, detail), "export_accounts", labels=labels, detail=detail)
         return [a if isinstance(a, Account) else Account.from_dict(a) for a in got]
 
     def vault_kdf(self) -> Any:
-        from ..fileformat import KdfParams
+        from vault.core.fileformat import KdfParams
 
         got = self._op(lambda ops: ops.vault_kdf(), "vault_kdf")
         return got if isinstance(got, KdfParams) else KdfParams(*got)

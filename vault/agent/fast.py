@@ -30,7 +30,7 @@ FAST_COMMANDS = frozenset({"token", "headers"})
 # of their own: the agent runs them on its unlocked vault, through the same locked,
 # atomic saves.  (`remove` only with --yes, and `show --copy` takes the normal path: the
 # question and the clipboard are the caller's.  Every other command also works with an
-# agent, in the caller's process, through `ctx.ops()`: vault.account_ops.)
+# agent, in the caller's process, through `ctx.ops()`: vault.ops.account_ops.)
 VAULT_COMMANDS = frozenset({"list", "show", "audit", "key-age", "setting", "pubkey", "remove"})
 AGENT_COMMANDS = FAST_COMMANDS | VAULT_COMMANDS
 _GLOBAL_WITH_VALUE = ("--vault", "--passphrase-file")
@@ -69,7 +69,7 @@ def plan(argv: list[str]) -> tuple[str, str] | None:
 
 
 def default_vault_path() -> str | None:
-    """vault.storage.default_vault_path() without importing platformdirs (12 ms): its
+    """vault.core.storage.default_vault_path() without importing platformdirs (12 ms): its
     Linux rule, $XDG_DATA_HOME (if not blank) or ~/.local/share, then keyward/vault.kw.
     Pinned to the real function by a test; elsewhere, None (take the normal path)."""
     if not sys.platform.startswith("linux"):
@@ -88,8 +88,8 @@ def run_via_agent(argv: list[str], vault: str | None = None) -> int | None:
         if planned is None:
             return None
         vault, _command = planned
-    from ..errors import KeywardError
-    from .client import connect
+    from vault.core.errors import KeywardError
+    from vault.agent.client import connect
 
     client = connect(vault)
     if client is None:

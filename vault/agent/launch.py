@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import AgentError
-from . import resolved_vault
-from .protocol import error_from_wire
+from vault.core.errors import AgentError
+from vault.agent import resolved_vault
+from vault.agent.protocol import error_from_wire
 
 READY_TIMEOUT_S = 30.0
 

@@ -3,12 +3,12 @@
 A frame is a 4-byte big-endian length then that many bytes of UTF-8 JSON.  Requests are
 objects ``{"v": 1, "op": "token", "label": "desk", ...}``; responses are
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"type", "message", "hint",
-"exit_code", ...}}``, where ``type`` names a vault.errors class so the client raises the
+"exit_code", ...}}``, where ``type`` names a vault.core.errors class so the client raises the
 same typed error (and the CLI exits with the same code) as a local call would.  Either
 may carry ``"notices": [...]``: the one-line warnings VenueOps would have printed to the
 caller's stderr (a rate-limit wait, clock skew), which the client prints there.
 
-Results that are vault.model dataclasses (and tuples) travel tagged (``{"__kw__":
+Results that are vault.core.model dataclasses (and tuples) travel tagged (``{"__kw__":
 "Credentials", ...}``) and are rebuilt on the other side, so `AgentClient.token()` returns the same
 `Credentials` object `VenueOps.token()` does.  Stdlib only: the client imports this.
 """
@@ -25,8 +25,8 @@ try:
 except ImportError:  # pragma: no cover
     import socket  # type: ignore[no-redef]
 
-from .. import errors as _errors
-from ..errors import AgentError, KeywardError
+from vault.core import errors as _errors
+from vault.core.errors import AgentError, KeywardError
 
 TYPE_CHECKING = False  # typing and dataclasses cost milliseconds the hot path does not have
 if TYPE_CHECKING:  # pragma: no cover
@@ -187,7 +187,7 @@ def to_wire(value: Any) -> Any:
         return [to_wire(v) for v in value]
     if isinstance(value, tuple):  # check_many's (label, Health) pairs stay pairs
         return {_TAG: "tuple", "items": [to_wire(v) for v in value]}
-    if type(value).__name__ in WIRE_TYPES and type(value).__module__ == "vault.model":
+    if type(value).__name__ in WIRE_TYPES and type(value).__module__ == "vault.core.model":
         from dataclasses import fields
 
         out = {_TAG: type(value).__name__}
@@ -210,7 +210,7 @@ def from_wire(value: Any) -> Any:
             raise ProtocolError(f"unknown object type {tag!r}")
         from dataclasses import fields
 
-        from .. import model
+        from vault.core import model
 
         cls = getattr(model, tag)
         names = {f.name for f in fields(cls)}

@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..cli.context import Context, fail
-from ..errors import AgentError, KeywardError, SecretsWithheld, VaultChanged
-from . import ensure_private_dir, resolved_vault, socket_path
-from .protocol import (
+from vault.cli.context import Context, fail
+from vault.core.errors import AgentError, KeywardError, SecretsWithheld, VaultChanged
+from vault.agent import ensure_private_dir, resolved_vault, socket_path
+from vault.agent.protocol import (
     PROTOCOL_VERSION,
     ProtocolError,
     failure,
@@ -91,7 +91,7 @@ class AgentServer:
         self.dashboard = dashboard and not tokens_only
         self.tokens_only = tokens_only
         if tokens_only:
-            ops.releases_secrets = False  # vault.account_ops: no reveal, copy or export
+            ops.releases_secrets = False  # vault.ops.account_ops: no reveal, copy or export
         self._clock = clock
         self.started = clock()
         self.started_wall = time.time()
@@ -407,8 +407,8 @@ def _session_value(request: dict[str, Any]) -> str | None:
 
 
 def _account(raw: Any) -> Any:
-    """An Account sent as `Account.to_dict()` (vault.account_ops checks its content)."""
-    from ..model import Account
+    """An Account sent as `Account.to_dict()` (vault.ops.account_ops checks its content)."""
+    from vault.core.model import Account
 
     if not isinstance(raw, dict):
         raise AgentError("the request carries no account object", hint="pass the account to store")
@@ -456,7 +456,7 @@ def _kdf(ops: Any) -> list[int]:
 # What the agent does.  Each returns what VenueOps returns: tokens, headers and signatures
 # that a request carries (short-lived, and exactly what `keyward token/headers` print),
 # health, doctor lines, labels and non-secret summaries; and it applies the account
-# changes whose input the CLI gathered in its own process (vault.account_ops).  Stored
+# changes whose input the CLI gathered in its own process (vault.ops.account_ops).  Stored
 # credentials leave only through the explicit requests the CLI already allows, each
 # recorded in the audit trail before it is answered: `show --reveal` (via "run"),
 # `show --copy` ("fields_for_copy") and `export` ("export_accounts").  There is no
@@ -497,9 +497,9 @@ _OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
 
 def _record_copy(ops: Any, request: dict[str, Any]) -> int:
     """The caller copied a token or headers this agent handed out: the audit entry
-    (vault.clipboard.record_copy; only "copy", for an account that exists).  Returns the
+    (vault.ops.clipboard.record_copy; only "copy", for an account that exists).  Returns the
     vault's clipboard_clear_seconds, which the caller's clearing uses."""
-    from ..clipboard import record_copy
+    from vault.ops.clipboard import record_copy
 
     return record_copy(ops.service, _label(request), request.get("what"))
 
@@ -520,8 +520,8 @@ def run_cli(ops: Any, argv: list[str]) -> dict[str, Any]:
     `fail`.  Returns {code, stdout, stderr}, or {fallback: true} for anything else (a
     parse error, -h, another command): the client then runs its normal CLI, which
     reports it exactly as usual."""
-    from ..cli.main import build_parser
-    from .fast import AGENT_COMMANDS, VAULT_COMMANDS
+    from vault.cli.main import build_parser
+    from vault.agent.fast import AGENT_COMMANDS, VAULT_COMMANDS
 
     global _parser
     if _parser is None:
@@ -621,10 +621,10 @@ def read_key(fd: int) -> bytes:
 
 def open_with_key(path: Path, key: bytes, clock: Callable[[], float] = time.time):
     """The unlocked vault from its data key: no passphrase, no KDF run."""
-    from .. import fileformat as ff
-    from ..errors import CorruptVault
-    from ..service import VaultService, decode_payload
-    from ..storage import VaultFile
+    from vault.core import fileformat as ff
+    from vault.core.errors import CorruptVault
+    from vault.core.service import VaultService, decode_payload
+    from vault.core.storage import VaultFile
 
     vfile = VaultFile(path)
     blob = vfile.read()
@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         key = read_key(args.key_fd)
         service = open_with_key(Path(args.vault), key)
-        from ..ops import VenueOps
+        from vault.ops.venue_ops import VenueOps
 
         # Warnings (rate-limit waits, clock skew) go back to the caller, not to /dev/null.
         ops = VenueOps(service, notify=lambda message: server.notice(message) if server else None)

@@ -13,8 +13,8 @@ import os
 import re
 import time
 
-from ..errors import InputError, KeywardError
-from .context import Context
+from vault.core.errors import InputError, KeywardError
+from vault.cli.context import Context
 
 DEFAULT_TTL = "15m"
 MIN_TTL_S = 1.0
@@ -113,8 +113,8 @@ def status_json(info: dict | None, vault: str) -> dict:
 
 
 def cmd_unlock(ctx: Context) -> int:
-    from ..agent import resolved_vault
-    from ..agent.client import connect
+    from vault.agent import resolved_vault
+    from vault.agent.client import connect
 
     a = ctx.args
     ttl = parse_duration(a.ttl)
@@ -132,10 +132,10 @@ def cmd_unlock(ctx: Context) -> int:
             ctx.out(f"already unlocked: {describe(info)}; `keyward lock` first to start one with another TTL")
         return 0
 
-    from .. import fileformat as ff
-    from ..agent.launch import start_agent
-    from ..service import decode_payload
-    from ..storage import VaultFile, permission_warning
+    from vault.core import fileformat as ff
+    from vault.agent.launch import start_agent
+    from vault.core.service import decode_payload
+    from vault.core.storage import VaultFile, permission_warning
 
     warning = permission_warning(ctx.vault_path)
     if warning:
@@ -157,8 +157,8 @@ def cmd_unlock(ctx: Context) -> int:
 
 
 def cmd_lock(ctx: Context) -> int:
-    from ..agent import resolved_vault
-    from ..agent.client import connect
+    from vault.agent import resolved_vault
+    from vault.agent.client import connect
 
     vault = resolved_vault(ctx.vault_path)
     client = connect(ctx.vault_path)
@@ -176,8 +176,8 @@ def cmd_lock(ctx: Context) -> int:
 
 
 def cmd_status(ctx: Context) -> int:
-    from ..agent import resolved_vault
-    from ..agent.client import connect
+    from vault.agent import resolved_vault
+    from vault.agent.client import connect
 
     vault = resolved_vault(ctx.vault_path)
     client = connect(ctx.vault_path)
@@ -202,7 +202,7 @@ def _remove_stale_socket(ctx: Context) -> bool:
     it (connect refused) and it is still the same file we probed."""
     import socket
 
-    from ..agent import check_private_dir, socket_paths
+    from vault.agent import check_private_dir, socket_paths
 
     removed = False
     for path in socket_paths(ctx.vault_path):

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import InputError
-from .context import Context
+from vault.core.errors import InputError
+from vault.cli.context import Context
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..sandbox import Sandbox
-    from ..service import VaultService
+    from vault.sandbox import Sandbox
+    from vault.core.service import VaultService
 
 DEMO_WORDS = ("amber", "basalt", "cedar", "delta", "ember", "fjord", "granite", "harbor", "indigo", "juniper",
               "kestrel", "lagoon", "meadow", "nimbus", "orchid", "pewter", "quartz", "raven", "sierra", "tundra")
@@ -44,7 +44,7 @@ def open_dashboard(ctx: Context) -> int:
     """The unlock (or, on first run, create) screen for ctx.vault_path, then the dashboard.
     With --passphrase-file the vault is unlocked before the screen opens."""
     _need_terminal(ctx)
-    from ..storage import permission_warning
+    from vault.core.storage import permission_warning
 
     warning = permission_warning(ctx.vault_path)
     if warning:
@@ -66,8 +66,8 @@ def service_from_agent(ctx: Context, said: list[str] | None = None) -> VaultServ
     """The vault opened from an agent started with `keyward unlock --dashboard`, or None
     (no agent, or one that does not share the vault: the unlock screen asks instead).
     Why an agent refused is warned on stderr and, with `said`, appended to it."""
-    from ..agent.client import connect
-    from ..errors import KeywardError
+    from vault.agent.client import connect
+    from vault.core.errors import KeywardError
 
     client = connect(ctx.vault_path)
     if client is None:
@@ -82,7 +82,7 @@ def service_from_agent(ctx: Context, said: list[str] | None = None) -> VaultServ
         return None
     except Exception:  # the agent died mid-answer: fall back to the passphrase
         return None
-    from ..agent.server import open_with_key
+    from vault.agent.server import open_with_key
 
     return open_with_key(ctx.vault_path, key, ctx.clock)
 
@@ -127,12 +127,12 @@ def build_demo(
     sandbox's one-time endpoints over HTTP (TradeReady through its real register call),
     captured as a user would paste them.  `live`: also check and mint each account, so
     the dashboard opens with health, rate limits and tokens."""
-    from ..capture import parse
-    from ..fileformat import DEFAULT_KDF
-    from ..http import make_client
-    from ..model import Account
-    from ..ops import VenueOps
-    from ..service import VaultService
+    from vault.ops.capture import parse
+    from vault.core.fileformat import DEFAULT_KDF
+    from vault.net.http import make_client
+    from vault.core.model import Account
+    from vault.ops.venue_ops import VenueOps
+    from vault.core.service import VaultService
 
     passphrase = passphrase or demo_passphrase()
     service = VaultService.create(path, passphrase, kdf or DEFAULT_KDF, clock=clock)
@@ -191,7 +191,7 @@ def cmd_demo(ctx: Context) -> int:
     _need_terminal(ctx)
     import tempfile
 
-    from ..sandbox import Sandbox, SandboxConfig
+    from vault.sandbox import Sandbox, SandboxConfig
 
     print("keyward demo: starting the local sandbox and provisioning four accounts…", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="keyward-demo-") as tmp, Sandbox(SandboxConfig()) as sandbox:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TextIO
 
-from ..errors import Cancelled, InputError, KeywardError
-from ..storage import default_vault_path, permission_warning
+from vault.core.errors import Cancelled, InputError, KeywardError
+from vault.core.storage import default_vault_path, permission_warning
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..service import VaultService
+    from vault.core.service import VaultService
 
 
 def read_passphrase_file(path: str) -> str:
@@ -123,12 +123,12 @@ class Context:
     def unlock(self) -> VaultService:
         """The unlocked vault for this command (one KDF run per process at most)."""
         if self._service is None:
-            from ..service import VaultService
+            from vault.core.service import VaultService
 
             warning = permission_warning(self.vault_path)
             if warning:
                 self.warn(warning)
-            from ..storage import VaultFile
+            from vault.core.storage import VaultFile
 
             VaultFile(self.vault_path).read()  # "no vault here" before asking for a passphrase
             passphrase = self.passphrase()
@@ -137,14 +137,14 @@ class Context:
         return self._service
 
     def ops(self):
-        """The vault and venue operations for this command (vault.ops.VenueOps: tokens,
-        headers, logins, checks, and the account changes of vault.account_ops).  Served
+        """The vault and venue operations for this command (vault.ops.venue_ops.VenueOps: tokens,
+        headers, logins, checks, and the account changes of vault.ops.account_ops).  Served
         by the unlock agent when one holds this vault (no passphrase, no KDF run, no
         heavy imports); else, or if the agent dies mid-call, done locally after the
         usual prompt.  One per command: one connection, one unlock at most."""
         if self._ops is None:
             if self._service is None:
-                from ..agent.client import connect
+                from vault.agent.client import connect
 
                 self._ops = connect(self.vault_path, fallback=self._local_ops)
             if self._ops is None:
@@ -152,12 +152,12 @@ class Context:
         return self._ops
 
     def _local_ops(self):
-        from ..ops import VenueOps
+        from vault.ops.venue_ops import VenueOps
 
         return VenueOps(self.unlock())
 
     def _offer_kdf_upgrade(self, service: VaultService, passphrase: str) -> None:
-        from ..fileformat import DEFAULT_KDF
+        from vault.core.fileformat import DEFAULT_KDF
 
         if self.passphrase_file or not service.kdf.weaker_than(DEFAULT_KDF) or not self.interactive:
             return

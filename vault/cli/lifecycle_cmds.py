@@ -15,9 +15,9 @@ import os
 import stat
 from pathlib import Path
 
-from ..errors import AccountExists, Cancelled, CorruptVault, InputError, VenueError
-from .context import Context, read_passphrase_file
-from .vault_cmds import add_location_options, check_label
+from vault.core.errors import AccountExists, Cancelled, CorruptVault, InputError, VenueError
+from vault.cli.context import Context, read_passphrase_file
+from vault.cli.vault_cmds import add_location_options, check_label
 
 PASTE_TRIES = 3
 MIN_BUNDLE_PASSPHRASE = 8  # as for a passphrase typed at the prompt
@@ -113,7 +113,7 @@ def shred(path: Path) -> None:
 
     On copy-on-write filesystems (btrfs, ZFS), with snapshots, and on SSDs (wear levelling)
     the old blocks may survive: like shred(1), this is a best effort, documented as such."""
-    from ..storage import fsync_dir
+    from vault.core.storage import fsync_dir
 
     size = os.lstat(path).st_size
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -144,7 +144,7 @@ def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> st
     import select
     import termios
 
-    from ..capture import unfinished
+    from vault.ops.capture import unfinished
 
     try:
         fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
@@ -250,7 +250,7 @@ class Source:
                     hint="pipe the credentials as JSON with the venue's field names, or pass --file FILE",
                 )
             return text
-        from ..providers import get_provider
+        from vault.venues import get_provider
 
         title = get_provider(self.venue).title
         return read_hidden_paste(
@@ -260,7 +260,7 @@ class Source:
 
     def capture(self):
         """Read and parse, asking again (up to PASTE_TRIES) when the paste was wrong."""
-        from ..capture import parse
+        from vault.ops.capture import parse
 
         tries = PASTE_TRIES if self.kind == "paste" else 1
         for attempt in range(1, tries + 1):
@@ -298,10 +298,10 @@ def report_repairs(ctx: Context, captured) -> None:
 
 
 def cmd_register(ctx: Context) -> int:
-    from ..endpoints import resolve_base_url
-    from ..http import Sender, json_body, make_client
-    from ..model import Account
-    from ..providers import get_provider
+    from vault.net.endpoints import resolve_base_url
+    from vault.net.http import Sender, json_body, make_client
+    from vault.core.model import Account
+    from vault.venues import get_provider
 
     a = ctx.args
     provider = get_provider(a.venue)
@@ -338,7 +338,7 @@ def cmd_register(ctx: Context) -> int:
     if not isinstance(answer, dict):
         ops.record_failure("register", [a.label], f"HTTP {status}: the answer is not a JSON object")
         raise VenueError(f"{lost[0]} is not a JSON object", hint=lost[1])
-    from ..formats import recognise
+    from vault.ops.formats import recognise
 
     try:
         venue, fields, _extras = recognise(answer)
@@ -365,9 +365,9 @@ def cmd_register(ctx: Context) -> int:
 
 
 def cmd_capture(ctx: Context) -> int:
-    from ..endpoints import resolve_base_url
-    from ..model import Account
-    from ..providers import get_provider
+    from vault.net.endpoints import resolve_base_url
+    from vault.core.model import Account
+    from vault.venues import get_provider
 
     a = ctx.args
     provider = get_provider(a.venue)
@@ -467,8 +467,8 @@ def cmd_export(ctx: Context) -> int:
         raise InputError("say how to export", hint="--format env|json|native for plaintext, or --encrypted FILE")
     if len(a.labels) != 1:
         raise InputError("a plaintext export takes exactly one LABEL", hint="use --encrypted FILE to move several")
-    from ..export import render
-    from ..storage import write_private
+    from vault.ops.export import render
+    from vault.core.storage import write_private
 
     label = a.labels[0]
     target = Path(a.output).expanduser() if a.output else None
@@ -499,8 +499,8 @@ def cmd_export(ctx: Context) -> int:
 
 
 def export_bundle(ctx: Context) -> int:
-    from .. import bundle
-    from ..storage import write_private
+    from vault.ops import bundle
+    from vault.core.storage import write_private
 
     a = ctx.args
     target = Path(a.encrypted).expanduser()
@@ -538,7 +538,7 @@ _ANSWERS = {"k": "keep-both", "keep": "keep-both", "keep-both": "keep-both", "bo
 
 
 def _ask_conflict(ctx: Context, incoming, existing: dict) -> str:
-    """`existing` is vault.account_ops' description of the clash (no credential values)."""
+    """`existing` is vault.ops.account_ops' description of the clash (no credential values)."""
     question = (f"{incoming.label!r} exists ({existing['venue']}, {existing['where']}, created {existing['created_at'] or '?'}); "
                 f"the bundle's is {incoming.venue}, {incoming.env or incoming.base_url} "
                 f"(different {' and '.join(existing['differs'])}). [k]eep both, [s]kip, [r]eplace? ")
@@ -550,7 +550,7 @@ def _ask_conflict(ctx: Context, incoming, existing: dict) -> str:
 
 
 def import_bundle(ctx: Context) -> int:
-    from .. import bundle
+    from vault.ops import bundle
 
     a = ctx.args
     if getattr(a, "env", None) or getattr(a, "base_url", None):
@@ -604,7 +604,7 @@ def public_key(pem: str) -> tuple[str, dict[str, str]]:
 
     from cryptography.hazmat.primitives import serialization
 
-    from ..pem import normalize_ec_p256_private_key
+    from vault.core.pem import normalize_ec_p256_private_key
 
     key = serialization.load_pem_private_key(normalize_ec_p256_private_key(pem).encode(), password=None)
     pub = key.public_key()
@@ -636,8 +636,8 @@ def cmd_pubkey(ctx: Context) -> int:
 
 
 def cmd_audit(ctx: Context) -> int:
-    from .. import audit
-    from ..model import iso
+    from vault.core import audit
+    from vault.core.model import iso
 
     a = ctx.args
     service = ctx.unlock()
@@ -687,7 +687,7 @@ def cmd_audit(ctx: Context) -> int:
 
 
 def cmd_key_age(ctx: Context) -> int:
-    from ..views import summary
+    from vault.ops.views import summary
 
     a = ctx.args
     service = ctx.unlock()

@@ -12,7 +12,7 @@ import os
 import sys
 from importlib import import_module
 
-from ..errors import KeywardError
+from vault.core.errors import KeywardError
 
 COMMAND_MODULES = (
     "vault.cli.vault_cmds",
@@ -45,13 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # `token`/`headers` with an unlock agent running: answered before the CLI loads
     # (vault.agent.fast), so a script's call costs little more than interpreter start-up.
-    from ..agent.fast import AGENT_COMMANDS, plan, run_via_agent
+    from vault.agent.fast import AGENT_COMMANDS, plan, run_via_agent
 
     argv = sys.argv[1:] if argv is None else list(argv)
     code = run_via_agent(argv)
     if code is not None:
         return code
-    from .context import Context, fail
+    from vault.cli.context import Context, fail
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -87,6 +87,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _default_command(parser: argparse.ArgumentParser):
-    from .app_cmds import open_dashboard
+    from vault.cli.app_cmds import open_dashboard
 
     return open_dashboard

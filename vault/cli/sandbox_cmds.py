@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .context import Context
+from vault.cli.context import Context
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,12 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sandbox(ctx: Context) -> int:
-    from ..errors import InputError
+    from vault.core.errors import InputError
 
     port = ctx.args.port
     if not 0 <= port <= 65535:
         raise InputError(f"port {port} is out of range", hint="use 1-65535, or 0 for any free port")
-    from ..sandbox import serve
+    from vault.sandbox import serve
 
     try:
         serve(port, out=ctx.stdout)  # prints each venue's base URL, then serves until Ctrl-C

@@ -1,6 +1,6 @@
 """Token commands: token, headers, login, exec, check, doctor.
 
-They go through `ctx.ops()` (vault.ops.VenueOps, or the unlock agent's client with the
+They go through `ctx.ops()` (vault.ops.venue_ops.VenueOps, or the unlock agent's client with the
 same methods) and format only what comes back: Credentials, Health and plain dicts.  The
 only secret any of them prints is the token or headers asked for; messages name labels,
 statuses and venue codes, never a stored value.
@@ -15,9 +15,9 @@ import shlex
 import shutil
 from typing import Any
 
-from ..errors import InputError, KeywardError
-from ..model import Credentials, Health, iso
-from .context import Context
+from vault.core.errors import InputError, KeywardError
+from vault.core.model import Credentials, Health, iso
+from vault.cli.context import Context
 
 EXEC_EPILOG = """\
 CMD gets these variables (and nothing is left in keyward's memory: it is replaced by CMD):
@@ -105,12 +105,12 @@ def credentials_json(creds: Credentials) -> dict[str, Any]:
 def cmd_token(ctx: Context) -> int:
     a = ctx.args
     if a.copy:
-        from ..clipboard import require_backend
+        from vault.ops.clipboard import require_backend
 
         require_backend()
     creds = ctx.ops().token(a.label, force=a.force)
     if a.copy and creds.token is not None:
-        from ..clipboard import copy_secret
+        from vault.ops.clipboard import copy_secret
 
         copy_secret(creds.token.value, ctx, label=a.label, what="token")
         return 0
@@ -130,12 +130,12 @@ def cmd_token(ctx: Context) -> int:
 def cmd_headers(ctx: Context) -> int:
     a = ctx.args
     if a.copy:
-        from ..clipboard import require_backend
+        from vault.ops.clipboard import require_backend
 
         require_backend()
     creds = ctx.ops().headers(a.label)
     if a.copy:
-        from ..clipboard import copy_secret
+        from vault.ops.clipboard import copy_secret
 
         text = (json.dumps(creds.headers, indent=2) if a.json else
                 " ".join(f"-H {shlex.quote(f'{n}: {v}')}" for n, v in creds.headers.items()) if a.curl else
@@ -291,7 +291,7 @@ def cmd_doctor(ctx: Context) -> int:
 
 
 def cmd_setting(ctx: Context) -> int:
-    from ..ops import VenueOps
+    from vault.ops.venue_ops import VenueOps
 
     a = ctx.args
     # Settings are not secrets: no unlock agent involved, the vault is changed directly.

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..account_ops import check_label
-from ..errors import AccountExists, Cancelled, InputError, InvalidCredential
-from .context import Context
+from vault.ops.account_ops import check_label
+from vault.core.errors import AccountExists, Cancelled, InputError, InvalidCredential
+from vault.cli.context import Context
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,8 +70,8 @@ def add_location_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_init(ctx: Context) -> int:
-    from ..fileformat import DEFAULT_KDF, KdfParams
-    from ..service import VaultService
+    from vault.core.fileformat import DEFAULT_KDF, KdfParams
+    from vault.core.service import VaultService
 
     a = ctx.args
     kdf = KdfParams(a.kdf_iterations, a.kdf_memory_mib * 1024, a.kdf_parallelism)
@@ -80,7 +80,7 @@ def cmd_init(ctx: Context) -> int:
         ctx.warn(f"warning: {kdf.describe()} is weaker than the default {DEFAULT_KDF.describe()}")
     path = ctx.vault_path
     if path.exists():
-        from ..errors import VaultExists
+        from vault.core.errors import VaultExists
 
         raise VaultExists(f"a vault already exists at {path}", hint="use it, or pass another --vault path")
     passphrase = ctx.new_passphrase(ctx.passphrase_file, "Passphrase for the new vault")
@@ -105,7 +105,7 @@ def read_text(ctx: Context, source: str) -> str:
 
 def prompt_missing(ctx: Context, venue: str, fields: dict[str, str]) -> dict[str, str]:
     """Ask for the fields a file did not give; secrets without echo."""
-    from ..providers import get_provider
+    from vault.venues import get_provider
 
     provider = get_provider(venue)
     out = dict(fields)
@@ -129,9 +129,9 @@ def prompt_missing(ctx: Context, venue: str, fields: dict[str, str]) -> dict[str
 
 
 def build_account(ctx: Context, venue: str, label: str, fields: dict[str, str], env: str | None, base_url: str | None):
-    from ..endpoints import resolve_base_url
-    from ..model import Account
-    from ..providers import get_provider
+    from vault.net.endpoints import resolve_base_url
+    from vault.core.model import Account
+    from vault.venues import get_provider
 
     provider = get_provider(venue)
     url, env_name = resolve_base_url(provider.venue, env, base_url)
@@ -140,8 +140,8 @@ def build_account(ctx: Context, venue: str, label: str, fields: dict[str, str], 
 
 
 def cmd_add(ctx: Context) -> int:
-    from ..formats import canonical_fields, parse_json
-    from ..providers import get_provider
+    from vault.ops.formats import canonical_fields, parse_json
+    from vault.venues import get_provider
 
     a = ctx.args
     provider = get_provider(a.venue)
@@ -166,15 +166,15 @@ def cmd_add(ctx: Context) -> int:
 
 
 def cmd_import(ctx: Context) -> int:
-    from ..formats import parse_json, recognise
+    from vault.ops.formats import parse_json, recognise
 
     a = ctx.args
     if a.file != "-":
         head = Path(a.file).expanduser().read_bytes()[:8] if Path(a.file).expanduser().is_file() else b""
-        from ..fileformat import MAGIC_BUNDLE, MAGIC_VAULT
+        from vault.core.fileformat import MAGIC_BUNDLE, MAGIC_VAULT
 
         if head == MAGIC_BUNDLE:
-            from .lifecycle_cmds import import_bundle
+            from vault.cli.lifecycle_cmds import import_bundle
 
             return import_bundle(ctx)
         if head == MAGIC_VAULT:
@@ -203,7 +203,7 @@ def cmd_import(ctx: Context) -> int:
 
 
 def cmd_list(ctx: Context) -> int:
-    from ..views import env_name, key_display, summary
+    from vault.ops.views import env_name, key_display, summary
 
     service = ctx.unlock()
     now = ctx.clock()
@@ -227,11 +227,11 @@ def cmd_list(ctx: Context) -> int:
 
 
 def cmd_show(ctx: Context) -> int:
-    from ..views import env_label
+    from vault.ops.views import env_label
 
     a = ctx.args
     if a.copy:
-        from ..clipboard import copy_secret, require_backend
+        from vault.ops.clipboard import copy_secret, require_backend
 
         # The clipboard first: a copy that cannot happen must not be audited as done.
         require_backend()
@@ -282,7 +282,7 @@ def cmd_remove(ctx: Context) -> int:
 
 
 def cmd_passwd(ctx: Context) -> int:
-    from ..fileformat import DEFAULT_KDF
+    from vault.core.fileformat import DEFAULT_KDF
 
     a = ctx.args
     service = ctx.unlock()
@@ -293,17 +293,17 @@ def cmd_passwd(ctx: Context) -> int:
 
 
 def cmd_rekey(ctx: Context) -> int:
-    from ..cli.context import read_passphrase_file
+    from vault.cli.context import read_passphrase_file
 
     service = ctx.unlock()
     # The passphrase is re-read rather than kept around since the unlock.
     passphrase = read_passphrase_file(ctx.passphrase_file) if ctx.passphrase_file else ctx.passphrase("Passphrase again: ")
-    from ..service import VaultService
+    from vault.core.service import VaultService
 
     VaultService.unlock(ctx.vault_path, passphrase)  # proves it before re-encrypting
     service.rekey(passphrase)
     ctx.out("new data key; every byte re-encrypted")
-    from ..agent.client import connect
+    from vault.agent.client import connect
 
     agent = connect(ctx.vault_path)
     if agent is not None:  # it holds the old key, which no longer opens the vault

@@ -20,17 +20,17 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .account_ops import AccountChanges
-from .errors import AccountNotFound, AuthRejected, InputError, KeywardError, NetworkError, VaultError, VaultLocked
-from .http import NOT_SENT, Exchange, Sender, describe_skew, harden, json_body, make_client, skew_matters
-from .model import Account, Credentials, Health, RateLimit, Token, VaultData, iso
-from .providers import get_provider
-from .providers.powertrade import KeyCache
+from vault.ops.account_ops import AccountChanges
+from vault.core.errors import AccountNotFound, AuthRejected, InputError, KeywardError, NetworkError, VaultError, VaultLocked
+from vault.net.http import NOT_SENT, Exchange, Sender, describe_skew, harden, json_body, make_client, skew_matters
+from vault.core.model import Account, Credentials, Health, RateLimit, Token, VaultData, iso
+from vault.venues import get_provider
+from vault.venues.powertrade import KeyCache
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from .service import VaultService
+    from vault.core.service import VaultService
 
 HISTORY_LEN = 60  # rate-limit samples kept per account, for a sparkline
 SESSION_KINDS = ("bearer", "session")
@@ -66,7 +66,7 @@ def _stderr(message: str) -> None:
 
 
 class VenueOps(AccountChanges):
-    """Venue operations, plus the account changes of vault.account_ops."""
+    """Venue operations, plus the account changes of vault.ops.account_ops."""
 
     def __init__(
         self,
@@ -198,7 +198,7 @@ class VenueOps(AccountChanges):
     def summary(self, label: str) -> dict[str, Any]:
         """The account's non-secret summary (`list --json`'s object): rate limit, token
         expiry, health and key age for `check` and the dashboard."""
-        from .views import summary
+        from vault.ops.views import summary
 
         acct, _ = self._lookup(label)
         return summary(acct, self.clock(), default_max_age=self.service.data.settings.key_max_age_days)
@@ -505,7 +505,7 @@ class VenueOps(AccountChanges):
     def _doctor_environment(self, acct: Account, provider: Any) -> list[str]:
         from urllib.parse import urlsplit
 
-        from .endpoints import is_loopback_host
+        from vault.net.endpoints import is_loopback_host
 
         envs = provider.environments
         if acct.env and envs.get(acct.env) == acct.base_url:

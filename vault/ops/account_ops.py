@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import AccountExists, InputError, InvalidCredential, SecretsWithheld, VaultLocked
-from .model import Account
+from vault.core.errors import AccountExists, InputError, InvalidCredential, SecretsWithheld, VaultLocked
+from vault.core.model import Account
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .fileformat import KdfParams
+    from vault.core.fileformat import KdfParams
 
 # How a new account arrived: the audit action its entry gets.
 STORE_ACTIONS = ("add", "import", "capture", "register")
@@ -47,7 +47,7 @@ def check_label(label: object) -> str:
 def check_account(acct: object) -> Account:
     """An Account as a request may carry it: right types, a known venue, a valid label,
     fields the venue's own normalisation accepts (it raises InvalidCredential)."""
-    from .providers import get_provider
+    from vault.venues import get_provider
 
     if not isinstance(acct, Account):
         raise InputError("the request carries no account", hint="pass the account to store")
@@ -100,8 +100,8 @@ class AccountChanges:
         a label taken meanwhile (the caller checked it before reading a one-time secret)
         gets a free variant instead of an error: a one-time secret must land somewhere.
         If the save fails, the whole vault, new account included, goes to a rescue file."""
-        from .bundle import free_label
-        from .rotation import store_or_rescue
+        from vault.ops.bundle import free_label
+        from vault.ops.rotation import store_or_rescue
 
         if action not in STORE_ACTIONS:
             raise InputError(f"unknown way to store an account {str(action)[:20]!r}", hint=f"one of: {', '.join(STORE_ACTIONS)}")
@@ -148,8 +148,8 @@ class AccountChanges:
     def bundle_conflicts(self, incoming: list[Account]) -> list[dict[str, Any]]:
         """For each incoming account whose label a different account holds: what differs,
         for the question `import` asks (no credential values, only whether they differ)."""
-        from . import bundle
-        from .model import iso
+        from vault.ops import bundle
+        from vault.core.model import iso
 
         incoming = check_accounts(incoming)
         with self._lock:
@@ -167,7 +167,7 @@ class AccountChanges:
     def import_accounts(self, incoming: list[Account], policy: str, decisions: dict[str, str] | None = None) -> list[dict[str, str]]:
         """Merge a bundle's accounts: `policy` for every clash, or "ask" with the caller's
         `decisions` per label.  Returns what happened to each (action, label, text)."""
-        from . import bundle
+        from vault.ops import bundle
 
         incoming = check_accounts(incoming)
         decisions = dict(decisions or {})
@@ -196,7 +196,7 @@ class AccountChanges:
 
     def account_detail(self, label: str, *, reveal: bool = False) -> dict[str, Any]:
         """`show --json`'s object; with `reveal`, secrets in full, recorded first."""
-        from .views import detail
+        from vault.ops.views import detail
 
         if reveal:
             self._may_release("reveal")
@@ -210,7 +210,7 @@ class AccountChanges:
     def fields_for_copy(self, label: str) -> dict[str, Any]:
         """The account's credential fields as JSON text for the clipboard, recorded as a
         copy first; and how long the clipboard may keep them (the vault's setting)."""
-        from .views import detail
+        from vault.ops.views import detail
 
         self._may_release("copy")
         with self._lock:
@@ -265,10 +265,10 @@ class AccountChanges:
         verify: bool = True,
         source: str = "",
     ) -> dict[str, Any]:
-        """Store, verify, retire (vault.rotation): with `fields`, the new credentials; with
+        """Store, verify, retire (vault.ops.rotation): with `fields`, the new credentials; with
         `rollback`, back to the previous set; with neither, TradeReady's regenerate-key.
         Returns {ok, outcome, message, warnings}; verification failures are results, not errors."""
-        from .rotation import Rotation
+        from vault.ops.rotation import Rotation
 
         warnings: list[str] = []
         with self._lock:
@@ -291,7 +291,7 @@ class AccountChanges:
                 # A new account key keeps the account's ids (and agent) unless the paste says otherwise.
                 kept = ("account_id", "agent_id", "agent_api_key")
                 fields = {k: v for k, v in acct.fields.items() if k in kept} | fields
-            from .providers import get_provider
+            from vault.venues import get_provider
 
             fields = get_provider(acct.venue).normalize(fields)
             if acct.venue == "kiiex" and fields.get("user_id") != acct.fields.get("user_id"):

@@ -7,7 +7,7 @@
   `{key: app_key, exp: now + 60}` signed with the app secret, beside the user's key.
 
 Signatures this short die with a clock off by more than their lifetime: the `Date` of
-every answer is compared with our clock (see vault.http) and doctor says so.
+every answer is compared with our clock (see vault.net.http) and doctor says so.
 Its "rate-limit status" is the quota that `GET /usage` reports.
 """
 
@@ -16,16 +16,16 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import InvalidCredential
-from ..http import generic_error, header_rate_limit
-from ..model import Token
-from .base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
-from .powertrade import lifetime_setting
+from vault.core.errors import InvalidCredential
+from vault.net.http import generic_error, header_rate_limit
+from vault.core.model import Token
+from vault.venues.base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.venues.powertrade import lifetime_setting
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from ..model import Account, RateLimit
+    from vault.core.model import Account, RateLimit
 
 SIGNATURE_LIFETIME_S = 15
 APP_SIGNATURE_LIFETIME_S = 60
@@ -128,7 +128,7 @@ class HyperSolutions:
 
     def rate_limit(self, response: httpx.Response, now: float) -> RateLimit | None:
         """The /usage quota of the tightest plan (the fewest requests remaining)."""
-        from ..model import RateLimit, parse_iso
+        from vault.core.model import RateLimit, parse_iso
 
         try:
             body = response.json()

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from .endpoints import is_loopback_host
-from .errors import InsecureTransport, NetworkError, VenueError
-from .model import RateLimit
+from vault.net.endpoints import is_loopback_host
+from vault.core.errors import InsecureTransport, NetworkError, VenueError
+from vault.core.model import RateLimit
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -307,7 +307,7 @@ def generic_error(
     Venue providers call this after mapping what their own envelope says; the message
     names the account, the status and the code, and nothing from the body.
     """
-    from .errors import AuthRejected, RateLimited, ServerError
+    from vault.core.errors import AuthRejected, RateLimited, ServerError
 
     status = response.status_code
     what = f"HTTP {status}" + (f", {code}" if code else "")

@@ -15,14 +15,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import AuthRejected
-from ..http import Sender, generic_error, header_rate_limit, json_body, safe_code
-from .base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.core.errors import AuthRejected
+from vault.net.http import Sender, generic_error, header_rate_limit, json_body, safe_code
+from vault.venues.base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from ..model import Account, RateLimit, Token
+    from vault.core.model import Account, RateLimit, Token
 
 LOGIN_PATH = "/api/v1/auth/login"
 DEFAULT_LIFETIME_S = 3600
@@ -110,7 +110,7 @@ class TradeReady:
         return self.parse_login(account, response, now, skew)
 
     def parse_login(self, account: Account, response: httpx.Response, now: float, skew_s: float | None) -> Token:
-        from ..model import Token, parse_iso
+        from vault.core.model import Token, parse_iso
 
         body = json_body(response, self.title)
         token = body.get("token") if isinstance(body, dict) else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import InputError
+from vault.core.errors import InputError
 
 # Normalised key (lower case, no separators) -> canonical field name, per venue.
 _KIIEX = {"apikey": "api_key", "apisecret": "api_secret", "nonce": "nonce", "userid": "user_id", "username": "username"}
@@ -31,7 +31,7 @@ def parse_json(text: str, source: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        from .export import looks_like_env, parse_env
+        from vault.ops.export import looks_like_env, parse_env
 
         if looks_like_env(text):
             return parse_env(text)

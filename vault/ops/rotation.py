@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from .errors import InvalidCredential, KeywardError, VaultError, VenueError
-from .model import Account, Generation, Health, VaultData
+from vault.core.errors import InvalidCredential, KeywardError, VaultError, VenueError
+from vault.core.model import Account, Generation, Health, VaultData
 
 T = TypeVar("T")
 MAX_GENERATIONS = 5
@@ -84,7 +84,7 @@ def _forget_session(acct: Account) -> None:
     # A cached token or session, the last health and a recorded failed login (which stops
     # keyward from logging in again on its own) all belong to the credential they were
     # about, not to the one now current.
-    from .ops import LOGIN_FAILED_AT, LOGIN_FAILURE
+    from vault.ops.venue_ops import LOGIN_FAILED_AT, LOGIN_FAILURE
 
     acct.token = None
     acct.health = None
@@ -99,7 +99,7 @@ def _short(message: str, limit: int = 160) -> str:
 def _health_of(verify: Verify, label: str, clock: Callable[[], float]) -> Health:
     try:
         return verify(label)
-    except KeywardError as err:  # messages carry no secrets (vault.errors)
+    except KeywardError as err:  # messages carry no secrets (vault.core.errors)
         return Health(ok=False, checked_at=clock(), message=str(err))
 
 
@@ -113,9 +113,9 @@ def rescue_path(vault_path: Path, now: float) -> Path:
 def rescue(service, change: Callable[[VaultData], object], now: float) -> Path:
     """Seal (the vault's content + `change`) with the vault's own key and header into a file
     beside it: a complete vault that the same passphrase opens."""
-    from . import fileformat as ff
-    from .service import encode_payload
-    from .storage import write_private
+    from vault.core import fileformat as ff
+    from vault.core.service import encode_payload
+    from vault.core.storage import write_private
 
     data = copy.deepcopy(service.data)
     change(data)
@@ -238,8 +238,8 @@ class Rotation:
 
     # -- TradeReady agents, through the API --
     def regenerate_tradeready(self, label: str) -> RotationResult:
-        from .http import Sender, json_body, make_client
-        from .providers import get_provider
+        from vault.net.http import Sender, json_body, make_client
+        from vault.venues import get_provider
 
         acct = self.service.get(label)
         provider = get_provider("tradeready")
@@ -326,8 +326,8 @@ class Rotation:
         )
 
     def _key_works(self, acct: Account, api_key: str) -> bool:
-        from .http import Sender, make_client
-        from .providers import get_provider
+        from vault.net.http import Sender, make_client
+        from vault.venues import get_provider
 
         provider = get_provider(acct.venue)
         probe = copy.deepcopy(acct)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from .errors import InputError, InsecureTransport
-from .providers import get_provider
+from vault.core.errors import InputError, InsecureTransport
+from vault.venues import get_provider
 
 
 def is_loopback_host(host: str | None) -> bool:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
-from ..errors import InputError, InvalidCredential
+from vault.core.errors import InputError, InvalidCredential
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from ..model import Account, RateLimit, Token
+    from vault.core.model import Account, RateLimit, Token
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ HEALTH_PATH_HELP = "path of the health check's authenticated call, after the bas
 
 
 class Provider(Protocol):
-    """What a venue module provides.  vault.ops drives these; nothing else calls them."""
+    """What a venue module provides.  vault.ops.venue_ops drives these; nothing else calls them."""
 
     venue: str
     title: str

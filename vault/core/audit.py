@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict
 
-from .model import AuditEntry, VaultData
+from vault.core.model import AuditEntry, VaultData
 
 GENESIS = "0" * 64
 ACTIONS = frozenset(

@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InputError, InvalidCredential
-from .providers import get_provider
+from vault.core.errors import InputError, InvalidCredential
+from vault.venues import get_provider
 
 # Field aliases per venue, as _norm()ed label text -> canonical field name.  The canonical
 # names themselves are added below.
@@ -118,7 +118,7 @@ def parse(text: str, venue: str) -> Captured:
     if stripped.startswith("{") or stripped.startswith("\u201c"):
         captured = _from_json(stripped, venue, repairs)
     elif re.search(r"^\s*(export\s+)?KEYWARD_VENUE=", stripped, re.M):
-        from .export import parse_env
+        from vault.ops.export import parse_env
 
         raw = parse_env(stripped)
         captured = _from_object(raw, venue, repairs, "keyward env export")
@@ -175,7 +175,7 @@ def _dedupe(items: list[str]) -> list[str]:
 
 
 def _from_json(text: str, venue: str, repairs: list[str]) -> Captured:
-    from .formats import parse_json
+    from vault.ops.formats import parse_json
 
     if text.translate(_TYPOGRAPHIC_QUOTES) != text:
         try:
@@ -192,7 +192,7 @@ def _from_json(text: str, venue: str, repairs: list[str]) -> Captured:
 
 
 def _from_object(obj: dict[str, Any], venue: str, repairs: list[str], kind: str) -> Captured:
-    from .formats import recognise
+    from vault.ops.formats import recognise
 
     try:
         found, fields, extras = recognise(obj)
@@ -408,7 +408,7 @@ def _validate(fields: dict[str, str], venue: str, repairs: list[str]) -> dict[st
 
 
 def _clean_pem(name: str, value: str, repairs: list[str]) -> str:
-    from .pem import normalize_ec_p256_private_key
+    from vault.core.pem import normalize_ec_p256_private_key
 
     text = value.strip().replace("\r\n", "\n")
     if "\\n" in text and "\n" not in text:

@@ -1,11 +1,12 @@
-"""The venue registry.  Adding a venue = one module here + its sandbox handler + tests."""
+"""The venues layer: one module per venue behind one Provider protocol, and the registry.
+Uses vault.net and vault.core.  Adding a venue = one module here + its sandbox handler + tests."""
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from ..errors import UnknownVenue
-from .base import FieldSpec, Provider, normalize_fields, secret_names
+from vault.core.errors import UnknownVenue
+from vault.venues.base import FieldSpec, Provider, normalize_fields, secret_names
 
 VENUES = ("powertrade", "tradeready", "hypersolutions", "kiiex")
 

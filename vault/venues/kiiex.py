@@ -7,7 +7,7 @@ APEX documents `SessionToken`, other clients read `Token`; keys match case-insen
 
 Several failed logins in a row lock the user until an administrator unlocks it.  So a
 login is attempted at most once per call, never retried, and after a failure keyward
-refuses to log in on its own again (see vault.ops) until the user runs `keyward login`.
+refuses to log in on its own again (see vault.ops.venue_ops) until the user runs `keyward login`.
 A session lives one hour after its last use, and only from the IP address that opened it.
 """
 
@@ -17,14 +17,14 @@ import hashlib
 import hmac
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import AccountLockedOut, AuthRejected, InvalidCredential, SecondFactorRequired, VenueError
-from ..http import Sender, generic_error, header_rate_limit, json_body
-from .base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.core.errors import AccountLockedOut, AuthRejected, InvalidCredential, SecondFactorRequired, VenueError
+from vault.net.http import Sender, generic_error, header_rate_limit, json_body
+from vault.venues.base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from ..model import Account, RateLimit, Token
+    from vault.core.model import Account, RateLimit, Token
 
 LOGIN_PATH = "/AuthenticateUser"
 SESSION_IDLE_S = 3600
@@ -66,7 +66,7 @@ class Kiiex:
         SettingSpec("oms_id", "int", 1, "the OMSId sent with the health call", maximum=1_000_000),
         SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /GetUserAccountInfos)"),
     )
-    locks_out = True  # failed logins count towards a lock-out: vault.ops never retries them
+    locks_out = True  # failed logins count towards a lock-out: vault.ops.venue_ops never retries them
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:
         out = normalize_fields(self, raw)
@@ -119,7 +119,7 @@ class Kiiex:
         return self.parse_login(account, response, now)
 
     def parse_login(self, account: Account, response: httpx.Response, now: float) -> Token:
-        from ..model import Token
+        from vault.core.model import Token
 
         label, status = account.label, response.status_code
         if status == 429 or status >= 500 or 300 <= status < 400:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import Account, iso
-from .providers import get_provider
+from vault.core.model import Account, iso
+from vault.venues import get_provider
 
 ELLIPSIS = "…"
 
@@ -42,7 +42,7 @@ def env_label(env: str | None, base_url: str) -> str:
         return env
     from urllib.parse import urlsplit
 
-    from .endpoints import is_loopback_host
+    from vault.net.endpoints import is_loopback_host
 
     return "sandbox" if is_loopback_host(urlsplit(base_url).hostname) else "custom"
 

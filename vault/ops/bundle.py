@@ -28,9 +28,9 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from . import fileformat as ff
-from .errors import CorruptVault, InputError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
-from .model import Account, Generation, VaultData
+from vault.core import fileformat as ff
+from vault.core.errors import CorruptVault, InputError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
+from vault.core.model import Account, Generation, VaultData
 
 BUNDLE_VERSION = 1
 POLICIES = ("keep-both", "skip", "replace")
@@ -73,7 +73,7 @@ def seal(accounts: list[Account], passphrase: str, kdf: ff.KdfParams, now: float
 
 
 def _moved(acct: Account) -> dict[str, object]:
-    from .providers import get_provider
+    from vault.venues import get_provider
 
     out = {k: getattr(acct, k) for k in _MOVED}
     specs = {spec.name for spec in getattr(get_provider(acct.venue), "settings", ())}
@@ -115,9 +115,9 @@ def open_bundle(blob: bytes, passphrase: str) -> list[Account]:
 
 def validate(entry: object) -> Account:
     """One bundled account, checked as strictly as `keyward add` checks typed input."""
-    from .cli.vault_cmds import check_label
-    from .endpoints import check_base_url
-    from .providers import get_provider
+    from vault.cli.vault_cmds import check_label
+    from vault.net.endpoints import check_base_url
+    from vault.venues import get_provider
 
     if not isinstance(entry, dict) or not isinstance(entry.get("fields"), dict):
         raise CorruptVault("a bundled account has the wrong shape", hint="export it again")
@@ -281,7 +281,7 @@ def apply(data: VaultData, items: list[MergeItem], now: float, audit: Callable[.
                     new.generations = list(old.generations) + [
                         Generation(dict(old.fields), old.rotated_at or old.created_at, now, "replaced by import")
                     ]
-                    from .rotation import trim_generations
+                    from vault.ops.rotation import trim_generations
 
                     trim_generations(new)
                 data.accounts[data.accounts.index(old)] = new

@@ -6,7 +6,7 @@ Backends, in the order `choose_backend` tries them:
    under Wayland, ``xclip`` or ``xsel`` under X11.  These can read the clipboard back,
    so keyward clears it after ``clipboard_clear_seconds`` (a vault setting, 30 s by
    default) *only if it still holds what keyward put there*: a detached helper process
-   (``python -m vault.clipboard clear``) waits, reads the clipboard, compares and clears.
+   (``python -m vault.ops.clipboard clear``) waits, reads the clipboard, compares and clears.
    The helper never holds the secret: it gets a random salt and HMAC-SHA256(salt, value)
    on a pipe, and compares the clipboard's HMAC with that.
 2. OSC 52, written to the controlling terminal (``/dev/tty``, never stdout, which may be a
@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .errors import InputError
+from vault.core.errors import InputError
 
 DEFAULT_CLEAR_SECONDS = 30
 TOOL_TIMEOUT_S = 5.0
@@ -245,7 +245,7 @@ def spawn_clearer(backend: ToolBackend, text: str, seconds: int) -> None:
     salt = os.urandom(16)
     mac = fingerprint(salt, text)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vault.clipboard", "clear", backend.name, str(int(seconds))],
+        [sys.executable, "-m", "vault.ops.clipboard", "clear", backend.name, str(int(seconds))],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -261,7 +261,7 @@ def spawn_clearer(backend: ToolBackend, text: str, seconds: int) -> None:
 
 def _helper_env() -> dict[str, str]:
     env = dict(os.environ)
-    # The helper imports vault.clipboard from wherever this process did.
+    # The helper imports vault.ops.clipboard from wherever this process did.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
@@ -364,7 +364,7 @@ def copy_secret(
 
 def _helper_main(argv: list[str]) -> int:
     if len(argv) != 3 or argv[0] != "clear" or argv[1] not in TOOLS:
-        print("usage: python -m vault.clipboard clear TOOL SECONDS (salt and HMAC on stdin)", file=sys.stderr)
+        print("usage: python -m vault.ops.clipboard clear TOOL SECONDS (salt and HMAC on stdin)", file=sys.stderr)
         return 2
     line = sys.stdin.readline().split()
     sys.stdin.close()

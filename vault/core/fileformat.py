@@ -30,7 +30,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from .errors import CorruptVault, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
+from vault.core.errors import CorruptVault, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
 
 MAGIC_VAULT = b"KWVAULT\x00"
 MAGIC_BUNDLE = b"KWBUNDL\x00"

@@ -12,7 +12,7 @@ Three shapes, all of which `keyward import` (and `keyward capture`) read back:
   re-import with ``--env`` or ``--base-url``.
 
 These are plaintext secrets: the CLI asks before writing them, writes files 0600 and does
-not print them to a terminal unless told to.  Encrypted moves use vault.bundle instead.
+not print them to a terminal unless told to.  Encrypted moves use vault.ops.bundle instead.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import json
 import re
 from typing import Any
 
-from .errors import InputError
-from .model import Account, iso
-from .providers import get_provider
+from vault.core.errors import InputError
+from vault.core.model import Account, iso
+from vault.venues import get_provider
 
 FORMATS = ("env", "json", "native")
 EXPORT_VERSION = 1

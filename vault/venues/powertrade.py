@@ -14,16 +14,16 @@ import hashlib
 import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..errors import InputError, InvalidCredential
-from ..http import generic_error, header_rate_limit, safe_code
-from ..model import Token
-from ..pem import normalize_ec_p256_private_key
-from .base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.core.errors import InputError, InvalidCredential
+from vault.net.http import generic_error, header_rate_limit, safe_code
+from vault.core.model import Token
+from vault.core.pem import normalize_ec_p256_private_key
+from vault.venues.base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-    from ..model import Account, RateLimit
+    from vault.core.model import Account, RateLimit
 
 TOKEN_HEADER = "X-Power-Trade"
 BACKDATE_S = 5

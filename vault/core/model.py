@@ -2,7 +2,7 @@
 
 Times are POSIX seconds (float) inside the vault and ISO 8601 UTC at the edges (CLI JSON,
 screens).  Credential values live only in `Account.fields`; which of them are secret is
-the venue's decision (see vault.providers), never guessed here.
+the venue's decision (see vault.venues), never guessed here.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class VaultData:
 @dataclass
 class Credentials:
     """What a script receives for one account: the live token and the headers a request
-    needs now.  Built by vault.ops locally or returned by the unlock agent, so it must
+    needs now.  Built by vault.ops.venue_ops locally or returned by the unlock agent, so it must
     stay a plain dataclass that costs nothing to import."""
 
     account: str

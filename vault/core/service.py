@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from . import audit
-from . import fileformat as ff
-from .errors import (
+from vault.core import audit
+from vault.core import fileformat as ff
+from vault.core.errors import (
     AccountExists,
     AccountNotFound,
     CorruptVault,
@@ -25,8 +25,8 @@ from .errors import (
     VaultExists,
     VaultLocked,
 )
-from .model import SCHEMA_VERSION, Account, VaultData
-from .storage import VaultFile
+from vault.core.model import SCHEMA_VERSION, Account, VaultData
+from vault.core.storage import VaultFile
 
 T = TypeVar("T")
 Clock = Callable[[], float]

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import VaultBusy, VaultError, VaultNotFound
+from vault.core.errors import VaultBusy, VaultError, VaultNotFound
 
 VAULT_FILENAME = "vault.kw"
 
