@@ -195,7 +195,7 @@ def open_vault(
 
 
 def _unlock_here(path: Path, passphrase_file: str | None) -> VenueOps:
-    from vault.cli.context import read_passphrase_file
+    from vault.core.passphrase_file import read_passphrase_file
     from vault.ops.venue_ops import VenueOps
     from vault.core.service import VaultService
 

@@ -184,8 +184,8 @@ class CaptureScreen(Screen):
         self.query_one("#capture-message", Static).update(Text(text, style=style))
 
     def action_save(self) -> None:
-        from vault.cli.vault_cmds import check_label
-        from vault.net.endpoints import resolve_base_url
+        from vault.core.model import check_label
+        from vault.venues import resolve_base_url
         from vault.core.model import Account
 
         captured = self._captured

@@ -17,22 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from vault.core.errors import Cancelled, InputError, KeywardError
+from vault.core.passphrase_file import read_passphrase_file
 from vault.core.storage import default_vault_path, permission_warning
 
 if TYPE_CHECKING:  # pragma: no cover
     from vault.core.service import VaultService
-
-
-def read_passphrase_file(path: str) -> str:
-    try:
-        with open(Path(path).expanduser(), encoding="utf-8") as fh:
-            line = fh.readline()
-    except OSError as exc:
-        raise InputError(f"cannot read passphrase file {path}: {exc.strerror}", hint="check the path") from None
-    passphrase = line.rstrip("\r\n")
-    if not passphrase:
-        raise InputError(f"passphrase file {path} is empty", hint="put the passphrase on its first line")
-    return passphrase
 
 
 @dataclass

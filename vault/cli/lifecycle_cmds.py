@@ -16,8 +16,10 @@ import stat
 from pathlib import Path
 
 from vault.core.errors import AccountExists, Cancelled, CorruptVault, InputError, VenueError
-from vault.cli.context import Context, read_passphrase_file
-from vault.cli.vault_cmds import add_location_options, check_label
+from vault.cli.context import Context
+from vault.core.passphrase_file import read_passphrase_file
+from vault.cli.vault_cmds import add_location_options
+from vault.core.model import check_label
 
 PASTE_TRIES = 3
 MIN_BUNDLE_PASSPHRASE = 8  # as for a passphrase typed at the prompt
@@ -298,7 +300,7 @@ def report_repairs(ctx: Context, captured) -> None:
 
 
 def cmd_register(ctx: Context) -> int:
-    from vault.net.endpoints import resolve_base_url
+    from vault.venues import resolve_base_url
     from vault.net.http import Sender, json_body, make_client
     from vault.core.model import Account
     from vault.venues import get_provider
@@ -365,7 +367,7 @@ def cmd_register(ctx: Context) -> int:
 
 
 def cmd_capture(ctx: Context) -> int:
-    from vault.net.endpoints import resolve_base_url
+    from vault.venues import resolve_base_url
     from vault.core.model import Account
     from vault.venues import get_provider
 

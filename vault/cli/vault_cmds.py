@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vault.ops.account_ops import check_label
+from vault.core.model import check_label
 from vault.core.errors import AccountExists, Cancelled, InputError, InvalidCredential
 from vault.cli.context import Context
 
@@ -129,7 +129,7 @@ def prompt_missing(ctx: Context, venue: str, fields: dict[str, str]) -> dict[str
 
 
 def build_account(ctx: Context, venue: str, label: str, fields: dict[str, str], env: str | None, base_url: str | None):
-    from vault.net.endpoints import resolve_base_url
+    from vault.venues import resolve_base_url
     from vault.core.model import Account
     from vault.venues import get_provider
 
@@ -293,7 +293,7 @@ def cmd_passwd(ctx: Context) -> int:
 
 
 def cmd_rekey(ctx: Context) -> int:
-    from vault.cli.context import read_passphrase_file
+    from vault.core.passphrase_file import read_passphrase_file
 
     service = ctx.unlock()
     # The passphrase is re-read rather than kept around since the unlock.

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+from vault.core.errors import InputError
+
 SCHEMA_VERSION = 1
 
 
@@ -26,6 +28,19 @@ def parse_iso(text: str) -> float:
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def check_label(label: object) -> str:
+    """The one rule for account labels, wherever a label comes from: the command line,
+    a paste, a bundle someone sent, or an agent client."""
+    if (
+        not isinstance(label, str)
+        or not label
+        or len(label) > 64
+        or not all(c.isalnum() or c in "-_.@" for c in label)
+    ):
+        raise InputError(f"invalid label {str(label)[:80]!r}", hint="use 1-64 letters, digits and - _ . @")
+    return label
 
 
 def _names(cls) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""Base URLs: named environments, and the rule that credentials never travel in clear."""
+"""Base URLs: the rule that credentials never travel in clear.  (Which URL a venue's named
+environment is belongs to the venue: vault.venues.resolve_base_url.)"""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from vault.core.errors import InputError, InsecureTransport
-from vault.venues import get_provider
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -34,20 +34,3 @@ def check_base_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise InputError(f"{url!r} has a query or fragment", hint="pass only the root URL")
     return url.rstrip("/")
-
-
-def resolve_base_url(venue: str, env: str | None, base_url: str | None) -> tuple[str, str | None]:
-    """(base URL, environment name) for `add`/`capture`: --base-url wins, else --env."""
-    provider = get_provider(venue)
-    if base_url:
-        if env:
-            raise InputError("give --env or --base-url, not both", hint="drop one of them")
-        return check_base_url(base_url), None
-    env = env or provider.default_env
-    try:
-        return provider.environments[env], env
-    except KeyError:
-        raise InputError(
-            f"{provider.venue} has no environment {env!r}",
-            hint=f"choose one of: {', '.join(provider.environments)}, or pass --base-url",
-        ) from None

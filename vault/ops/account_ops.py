@@ -19,7 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from vault.core.errors import AccountExists, InputError, InvalidCredential, SecretsWithheld, VaultLocked
-from vault.core.model import Account
+from vault.core.model import Account, check_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from vault.core.fileformat import KdfParams
@@ -31,17 +31,6 @@ STORE_ACTIONS = ("add", "import", "capture", "register")
 FAILURE_ACTIONS = ("register", "export")
 IMPORT_POLICIES = ("keep-both", "skip", "replace")
 MAX_BATCH = 1000
-
-
-def check_label(label: object) -> str:
-    if (
-        not isinstance(label, str)
-        or not label
-        or len(label) > 64
-        or not all(c.isalnum() or c in "-_.@" for c in label)
-    ):
-        raise InputError(f"invalid label {str(label)[:80]!r}", hint="use 1-64 letters, digits and - _ . @")
-    return label
 
 
 def check_account(acct: object) -> Account:

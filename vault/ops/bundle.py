@@ -115,7 +115,7 @@ def open_bundle(blob: bytes, passphrase: str) -> list[Account]:
 
 def validate(entry: object) -> Account:
     """One bundled account, checked as strictly as `keyward add` checks typed input."""
-    from vault.cli.vault_cmds import check_label
+    from vault.core.model import check_label
     from vault.net.endpoints import check_base_url
     from vault.venues import get_provider
 

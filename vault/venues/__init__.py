@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from vault.core.errors import UnknownVenue
+from vault.core.errors import InputError, UnknownVenue
 from vault.venues.base import FieldSpec, Provider, normalize_fields, secret_names
 
 VENUES = ("powertrade", "tradeready", "hypersolutions", "kiiex")
 
-__all__ = ["VENUES", "FieldSpec", "Provider", "get_provider", "normalize_fields", "secret_names"]
+__all__ = ["VENUES", "FieldSpec", "Provider", "get_provider", "normalize_fields", "resolve_base_url", "secret_names"]
 
 
 def get_provider(venue: str) -> Provider:
@@ -18,3 +18,22 @@ def get_provider(venue: str) -> Provider:
     if key not in VENUES:
         raise UnknownVenue(f"unknown venue {venue!r}", hint=f"known venues: {', '.join(VENUES)}")
     return import_module(f".{key}", __name__).PROVIDER
+
+
+def resolve_base_url(venue: str, env: str | None, base_url: str | None) -> tuple[str, str | None]:
+    """(base URL, environment name) for `add`/`capture`: --base-url wins, else --env."""
+    provider = get_provider(venue)
+    if base_url:
+        if env:
+            raise InputError("give --env or --base-url, not both", hint="drop one of them")
+        from vault.net.endpoints import check_base_url
+
+        return check_base_url(base_url), None
+    env = env or provider.default_env
+    try:
+        return provider.environments[env], env
+    except KeyError:
+        raise InputError(
+            f"{provider.venue} has no environment {env!r}",
+            hint=f"choose one of: {', '.join(provider.environments)}, or pass --base-url",
+        ) from None
