@@ -159,6 +159,16 @@ def test_hyper_modes_and_header_names() -> None:
     assert claims == {"key": "APP", "exp": int(NOW) + 60}
     assert hy.headers(org, tok, NOW) == {"x-api-key": "K", "x-app-key": "APP", "x-app-signature": tok.value}
 
+    # Both keys stored: both signatures, as the official SDK's build_headers sends them.
+    both = account("hypersolutions", {"api_key": "K", "jwt_key": HYPER_KEY, "app_key": "APP",
+                                      "app_secret": "app-secret-" + "x" * 30})
+    tok = hy.mint(both, NOW)
+    headers = hy.headers(both, tok, NOW)
+    assert set(headers) == {"x-api-key", "x-signature", "x-app-key", "x-app-signature"}
+    user = jwt.decode(headers["x-signature"], HYPER_KEY, algorithms=["HS256"], options={"verify_exp": False})
+    assert user == {"key": "K", "exp": int(NOW) + 60}
+    assert hy.exec_env(both, tok)["KEYWARD_SIGNATURE"] == headers["x-signature"]
+
 
 def test_hyper_short_jwt_key_signs_without_warning_and_doctor_reports_it(recwarn) -> None:
     token = hyper_sign("k", "short", 1)
@@ -386,10 +396,21 @@ def test_a_health_path_must_stay_below_the_base_url(raw) -> None:
         "POST", "/GetUserAccountInfos", {"OMSId": 3, "UserId": 7})
 
 
-def test_hyper_warns_about_a_signature_lifetime_the_venue_refuses() -> None:
+def test_hyper_warns_about_a_signature_lifetime_past_the_sdks_without_claiming_a_refusal() -> None:
     hy = get_provider("hypersolutions")
     assert hy.warnings(account("hypersolutions", {"api_key": "K", "jwt_key": HYPER_KEY}, token_lifetime_s=60)) == []
-    assert any("60 s" in w for w in hy.warnings(account("hypersolutions", {"api_key": "K"}, token_lifetime_s=61)))
+    [warning] = hy.warnings(account("hypersolutions", {"api_key": "K"}, token_lifetime_s=61))
+    assert "60 s" in warning and "refuse" not in warning  # no published source states a ceiling
+    assert "refuses" not in next(s for s in hy.settings if s.name == "token_lifetime_s").help
+
+
+def test_hyper_doctor_explains_an_organisation_account_with_and_without_a_jwt_key() -> None:
+    hy = get_provider("hypersolutions")
+    org = {"api_key": "K", "app_key": "APP", "app_secret": "app-secret-" + "x" * 30}
+    without = " ".join(hy.doctor(account("hypersolutions", org), NOW))
+    assert "without a JWT key" in without and "add its jwt_key" in without
+    with_key = " ".join(hy.doctor(account("hypersolutions", org | {"jwt_key": HYPER_KEY}), NOW))
+    assert "x-signature" in with_key and "every signature" in with_key
 
 
 def test_powertrade_nonce_race_is_told_apart_from_other_refusals() -> None:

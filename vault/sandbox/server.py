@@ -61,6 +61,8 @@ class SandboxConfig:
     kiiex_camel_case: bool = False
     powertrade_max_window_s: int = 30
     hyper_quota: int = 1000
+    # Fault switches: rules no published source states, off by default (docs/sandbox.md).
+    hyper_max_signature_ahead_s: int = 0  # refuse a Hyper signature whose exp lies further ahead; 0 = off
 
     def public_fields(self) -> dict[str, Any]:
         """The JSON-settable fields (everything but the clock function) and their values."""

@@ -1,14 +1,19 @@
 """Hyper Solutions: x-api-key, an optional HS256 x-signature, organisation x-app-* headers.
 
-* plain: `x-api-key` only;
-* signed (a `jwt_key` is stored): `x-signature` = HS256 `{key: api_key, exp: now + 15}`
-  signed with the JWT key (the official SDKs use 60 s; per-account `token_lifetime_s`);
-* organisation (`app_key` + `app_secret`): `x-app-key` and `x-app-signature` = HS256
-  `{key: app_key, exp: now + 60}` signed with the app secret, beside the user's key.
+Every header the official SDK sends (`hyper_sdk/shared.py` `build_headers`), for every
+key stored:
 
-Signatures this short die with a clock off by more than their lifetime: the `Date` of
-every answer is compared with our clock (see vault.net.http) and doctor says so.
-Its "rate-limit status" is the quota that `GET /usage` reports.
+* `x-api-key` always;
+* `x-signature` = HS256 `{key: api_key, exp}` signed with the JWT key, when one is stored
+  (the seed page's examples use 15 s, the SDK 60 s; per-account `token_lifetime_s`);
+* `x-app-key` and `x-app-signature` = HS256 `{key: app_key, exp}` signed with the app
+  secret, when app key and secret are stored (organisation mode, default 60 s).
+
+With both a JWT key and an organisation both signatures go out, as the SDK sends them.
+No published source states a ceiling on `exp`: longer lifetimes are warned about as a
+weaker replay protection, not as a refusal.  Signatures this short die with a clock off by
+more than their lifetime: the `Date` of every answer is compared with our clock (see
+vault.net.http) and doctor says so.  Its "rate-limit status" is the quota `GET /usage` reports.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ class HyperSolutions:
         SettingSpec(
             "token_lifetime_s", "seconds", SIGNATURE_LIFETIME_S,
             f"exp - now of each signature: {SIGNATURE_LIFETIME_S} s ({APP_SIGNATURE_LIFETIME_S} s in organisation mode) "
-            f"by default; the venue refuses more than {APP_SIGNATURE_LIFETIME_S} s",
+            f"by default, as the venue's examples; its SDK uses {APP_SIGNATURE_LIFETIME_S} s",
         ),
         SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP),
     )
@@ -90,6 +95,8 @@ class HyperSolutions:
         return self.organisation(account) or bool(account.fields.get("jwt_key"))
 
     def mint(self, account: Account, now: float, cache: Any = None) -> Token | None:
+        """The token is the organisation's app signature in organisation mode, else the
+        x-signature; `headers` adds the other signature (same exp) when its key is stored."""
         f = account.fields
         exp = int(now) + self.lifetime(account)
         if self.organisation(account):
@@ -100,25 +107,39 @@ class HyperSolutions:
             return None  # plain mode: the API key alone authenticates
         return Token(value=value, issued_at=now, expires_at=exp, kind="jwt")
 
+    def user_signature(self, account: Account, token: Token) -> str | None:
+        """x-signature for a request carrying `token`: the token itself outside organisation
+        mode; in organisation mode signed with the JWT key (same exp) when one is stored."""
+        f = account.fields
+        if not f.get("jwt_key"):
+            return None
+        if not self.organisation(account):
+            return token.value
+        exp = int(token.expires_at) if token.expires_at is not None else None
+        return sign(f["api_key"], f["jwt_key"], exp) if exp is not None else None
+
     def login(self, account: Account, client: httpx.Client, now: float, sender: Any = None) -> None:
         return None
 
     def headers(self, account: Account, token: Token | None, now: float, path: str | None = None) -> dict[str, str]:
         out = {"x-api-key": account.fields["api_key"]}
         if token is not None:
+            user = self.user_signature(account, token)
+            if user is not None:
+                out["x-signature"] = user
             if self.organisation(account):
                 out["x-app-key"] = account.fields["app_key"]
                 out["x-app-signature"] = token.value
-            else:
-                out["x-signature"] = token.value
         return out
 
     def exec_env(self, account: Account, token: Token | None) -> dict[str, str]:
         out = {"KEYWARD_API_KEY": account.fields["api_key"]}
-        if token is not None and self.organisation(account):
-            out |= {"KEYWARD_APP_KEY": account.fields["app_key"], "KEYWARD_APP_SIGNATURE": token.value}
-        elif token is not None:
-            out["KEYWARD_SIGNATURE"] = token.value
+        if token is not None:
+            user = self.user_signature(account, token)
+            if user is not None:
+                out["KEYWARD_SIGNATURE"] = user
+            if self.organisation(account):
+                out |= {"KEYWARD_APP_KEY": account.fields["app_key"], "KEYWARD_APP_SIGNATURE": token.value}
         return out
 
     # --- responses -------------------------------------------------------------------
@@ -170,7 +191,7 @@ class HyperSolutions:
         if status == 401 and "expired" in text:
             hint = f"the signature had expired by the venue's clock: check this machine's clock (`keyward doctor {label}`)"
         elif status == 401 and "future" in text:
-            hint = f"token_lifetime_s is longer than the venue accepts (60 s at most): `keyward setting {label} token_lifetime_s 15`"
+            hint = f"the venue refused a signature expiring that far ahead: `keyward setting {label} token_lifetime_s 15`"
         elif status == 401 and "app" in text:
             hint = "the organisation app key or app secret is wrong"
         elif status == 401 and "signature" in text:
@@ -186,8 +207,19 @@ class HyperSolutions:
     def doctor(self, account: Account, now: float) -> list[str]:
         f = account.fields
         out = []
-        if self.organisation(account):
-            out.append("info: organisation mode: x-app-key + x-app-signature beside the user's x-api-key")
+        if self.organisation(account) and f.get("jwt_key"):
+            out.append(
+                "info: organisation mode with a JWT key: x-app-key + x-app-signature and the user's x-signature "
+                "beside x-api-key, as the official SDK sends them; the venue checks every signature it is sent"
+            )
+            secret, what = f["app_secret"], "app_secret"
+            if len(f["jwt_key"].encode()) < MIN_HMAC_KEY_BYTES:
+                out.append("warning: jwt_key is shorter than the 32 bytes RFC 7518 asks of an HS256 key")
+        elif self.organisation(account):
+            out.append(
+                "info: organisation mode without a JWT key: x-app-key + x-app-signature beside x-api-key, no "
+                "x-signature; if the user's key requires signed requests, add its jwt_key (the SDK then sends both)"
+            )
             secret, what = f["app_secret"], "app_secret"
         elif f.get("jwt_key"):
             out.append("info: signed mode: x-signature on every request")
@@ -199,7 +231,10 @@ class HyperSolutions:
             out.append(f"warning: {what} is shorter than the 32 bytes RFC 7518 asks of an HS256 key")
         life = self.lifetime(account)
         if life > APP_SIGNATURE_LIFETIME_S:
-            out.append(f"warning: token_lifetime_s={life}: signatures expiring more than 60 s ahead may be refused")
+            out.append(
+                f"warning: token_lifetime_s={life}: longer than the official SDK's {APP_SIGNATURE_LIFETIME_S} s; a "
+                "leaked signature stays usable that long (no published source states a ceiling)"
+            )
         else:
             out.append(f"ok: signatures live {life} s; a clock off by more than that fails every request")
         return out
@@ -208,8 +243,8 @@ class HyperSolutions:
         life = self.lifetime(account)
         if life > APP_SIGNATURE_LIFETIME_S:
             return [
-                f"warning: {account.label}: token_lifetime_s={life} exceeds the {APP_SIGNATURE_LIFETIME_S} s "
-                "Hyper Solutions accepts; the venue will refuse these signatures"
+                f"warning: {account.label}: token_lifetime_s={life} exceeds the official SDK's "
+                f"{APP_SIGNATURE_LIFETIME_S} s; a leaked signature stays usable that long"
             ]
         return []
 
