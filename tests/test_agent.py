@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from tests.conftest import PASSPHRASE, SMALL_KDF, KeywardCLI, Result
 from vault.agent import check_private_dir, ensure_private_dir, resolved_vault, socket_name, socket_path, socket_paths
 from vault.agent import protocol
+from vault.agent.protocol import PROTOCOL_VERSION
 from vault.agent.client import AgentClient, connect
 from vault.agent.server import AgentServer
 from vault.cli.agent_cmds import format_duration, parse_duration
@@ -73,6 +74,9 @@ class RecordingOps:
     def __init__(self, service: VaultService) -> None:
         self.service = service
         self.calls: list[tuple[str, Any]] = []
+
+    def refresh(self) -> bool:
+        return self.service.reload()
 
     def _creds(self, label: str) -> Credentials:
         acct = self.service.get(label)
@@ -324,7 +328,7 @@ def test_server_refuses_a_peer_whose_uid_differs(service: VaultService, runtime:
     ops = RecordingOps(service)
     with serving(service, ops, ttl=60) as server, mock.patch.object(AgentServer, "peer_uid", lambda self, conn: os.getuid() + 1):
         assert not server.check_peer(mock.Mock())
-        reply = raw_exchange(server.sock_path, {"v": 1, "op": "token", "label": "desk"})
+        reply = raw_exchange(server.sock_path, {"v": PROTOCOL_VERSION, "op": "token", "label": "desk"})
         assert reply is not None and reply["ok"] is False and reply["error"]["type"] == "AgentError"
         assert "only the user who started it" in reply["error"]["message"]
         assert connect(service.file.path) is None  # the CLI treats it as "no agent" and prompts
@@ -335,7 +339,7 @@ def test_server_started_for_another_uid_refuses_us(service: VaultService, runtim
     add_account(service)
     ops = RecordingOps(service)
     with serving(service, ops, ttl=60, uid=os.getuid() + 1) as server:
-        reply = raw_exchange(server.sock_path, {"v": 1, "op": "hello"})
+        reply = raw_exchange(server.sock_path, {"v": PROTOCOL_VERSION, "op": "hello"})
         assert reply is not None and reply["ok"] is False
     assert ops.calls == []
 
@@ -445,9 +449,9 @@ def test_bad_requests_get_typed_errors_and_do_not_kill_the_agent(service: VaultS
     add_account(service)
     with serving(service, RecordingOps(service), ttl=60) as server:
         assert raw_exchange(server.sock_path, {"v": 99, "op": "hello"})["error"]["type"] == "AgentError"
-        assert "no operation" in raw_exchange(server.sock_path, {"v": 1, "op": "reveal_key"})["error"]["message"]
-        assert raw_exchange(server.sock_path, {"v": 1, "op": "token", "label": 5})["ok"] is False
-        assert raw_exchange(server.sock_path, {"v": 1, "op": "check_many", "labels": "desk"})["ok"] is False
+        assert "no operation" in raw_exchange(server.sock_path, {"v": PROTOCOL_VERSION, "op": "reveal_key"})["error"]["message"]
+        assert raw_exchange(server.sock_path, {"v": PROTOCOL_VERSION, "op": "token", "label": 5})["ok"] is False
+        assert raw_exchange(server.sock_path, {"v": PROTOCOL_VERSION, "op": "check_many", "labels": "desk"})["ok"] is False
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(str(server.sock_path))
             s.sendall(b"\xff\xff\xff\xffgarbage")
@@ -456,7 +460,7 @@ def test_bad_requests_get_typed_errors_and_do_not_kill_the_agent(service: VaultS
                 assert s.recv(10) == b""  # dropped without an answer...
             except ConnectionResetError:
                 pass  # ...or reset, the unread garbage still queued
-        assert raw_exchange(server.sock_path, {"v": 1, "op": "token", "label": "desk"})["ok"] is True
+        assert raw_exchange(server.sock_path, {"v": PROTOCOL_VERSION, "op": "token", "label": "desk"})["ok"] is True
 
 
 def test_idle_ttl_counts_from_the_last_operation_but_not_from_status(service: VaultService, runtime: Path) -> None:
@@ -465,11 +469,11 @@ def test_idle_ttl_counts_from_the_last_operation_but_not_from_status(service: Va
     server = AgentServer(service, RecordingOps(service), ttl=60, clock=clock)
     clock.t += 50
     assert server.remaining() == pytest.approx(10)
-    server.dispatch({"v": 1, "op": "status"})
+    server.dispatch({"v": PROTOCOL_VERSION, "op": "status"})
     assert server.remaining() == pytest.approx(10)  # looking is not using
-    assert server.dispatch({"v": 1, "op": "token", "label": "desk"})["ok"]
+    assert server.dispatch({"v": PROTOCOL_VERSION, "op": "token", "label": "desk"})["ok"]
     assert server.remaining() == pytest.approx(60)
-    server.dispatch({"v": 1, "op": "token", "label": "nosuch"})
+    server.dispatch({"v": PROTOCOL_VERSION, "op": "token", "label": "nosuch"})
     assert server.remaining() == pytest.approx(60)
     clock.t += 60
     assert server.remaining() <= 0
@@ -481,7 +485,7 @@ def test_absolute_ttl_ignores_use(service: VaultService, runtime: Path) -> None:
     clock = FakeClock()
     server = AgentServer(service, RecordingOps(service), ttl=60, absolute=True, clock=clock)
     clock.t += 50
-    assert server.dispatch({"v": 1, "op": "token", "label": "desk"})["ok"]
+    assert server.dispatch({"v": PROTOCOL_VERSION, "op": "token", "label": "desk"})["ok"]
     assert server.remaining() == pytest.approx(10)
     assert server.describe()["mode"] == "absolute"
     server.close()
@@ -496,7 +500,7 @@ def test_ttl_expiry_ends_serve_and_forgets(service: VaultService, runtime: Path)
     assert time.monotonic() - started >= 0.25
     server.close()
     assert service.locked and not server.sock_path.exists()
-    assert server.dispatch({"v": 1, "op": "token", "label": "desk"}) is None
+    assert server.dispatch({"v": PROTOCOL_VERSION, "op": "token", "label": "desk"}) is None
 
 
 def test_lock_op_stops_the_server(service: VaultService, runtime: Path) -> None:
@@ -590,45 +594,44 @@ def test_an_agent_for_another_vault_behind_the_same_name_is_not_used(service: Va
         assert connect(service.file.path) is None
 
 
-def test_run_op_runs_only_the_agent_commands_and_declines_the_rest(service: VaultService, runtime: Path) -> None:
+def test_the_agent_has_no_operation_that_runs_a_command_line(service: VaultService, runtime: Path) -> None:
+    """Protocol 2 is typed operations only: "run" (protocol 1 ran CLI commands from argv)
+    is unknown, and so is anything else outside the documented table."""
+    from vault.agent.server import OPERATIONS
+
     add_account(service)
+    assert "run" not in OPERATIONS
     with serving(service, RecordingOps(service), ttl=60):
         client = connect(service.file.path)
-        done = client.run_cli(["--vault", "/elsewhere", "token", "desk", "--json"])
-        assert done["code"] == 0 and done["stderr"] == ""
-        assert json.loads(done["stdout"])["token"] == "tok-desk"
-        done = client.run_cli(["headers", "desk", "--curl"])
-        assert done == {"code": 0, "stdout": "-H 'X-Auth: tok-desk'\n", "stderr": ""}
-        done = client.run_cli(["token", "nosuch"])  # the CLI's own error line and exit code
-        assert done["code"] == 22 and done["stderr"].startswith("keyward: no account labelled 'nosuch'")
-        for declined in (["token"], ["token", "desk", "--bogus"], ["token", "-h"], ["show", "desk", "--reveal"],
-                         ["show", "desk", "--copy"], ["remove", "desk"], ["export", "desk", "--format", "json"],
-                         ["exec", "desk", "--", "true"], ["rekey"], ["add", "kiiex", "x"]):
-            assert client.run_cli(declined) is None, declined
-        done = client.run_cli(["list", "--json"])  # the vault's own commands run on the agent's vault
-        assert done["code"] == 0 and [row["label"] for row in json.loads(done["stdout"])] == ["desk"]
+        for op in ("run", "exec", "eval", "shell"):
+            with pytest.raises(AgentError, match="has no operation"):
+                client._call(op, argv=["list"])
+        assert client.token("desk").token.value == "tok-desk"  # and it keeps serving
 
 
 # --- the fast path's argument reading ----------------------------------------------------------
 
 
 def test_fast_path_reads_only_what_it_understands(tmp_path: Path) -> None:
-    from vault.agent.fast import plan
+    from vault.cli.fast import plan
 
     with mock.patch.dict(os.environ, {"KEYWARD_VAULT": str(tmp_path / "env.kw")}):
-        assert plan(["--vault", "/v.kw", "token", "desk"]) == ("/v.kw", "token")
-        assert plan(["--vault=/a.kw", "--vault", "/b.kw", "headers", "desk", "--curl"]) == ("/b.kw", "headers")
-        assert plan(["--passphrase-file", "/p", "token", "desk"]) == (str(tmp_path / "env.kw"), "token")
-        assert plan(["--vault", "~/v.kw", "token", "d"]) == (os.path.expanduser("~/v.kw"), "token")
-        assert plan(["--vault", "/v.kw", "list", "--json"]) == ("/v.kw", "list")
+        assert plan(["--vault", "/v.kw", "token", "desk"]) == ("/v.kw", "token", "desk", frozenset())
+        assert plan(["--vault=/a.kw", "--vault", "/b.kw", "headers", "desk", "--curl"]) == (
+            "/b.kw", "headers", "desk", frozenset({"--curl"}))
+        assert plan(["--passphrase-file", "/p", "token", "desk"]) == (str(tmp_path / "env.kw"), "token", "desk", frozenset())
+        assert plan(["--vault", "~/v.kw", "token", "d", "--force"]) == (os.path.expanduser("~/v.kw"), "token", "d",
+                                                                        frozenset({"--force"}))
         for other in ([], ["--vault"], ["--vault", "/v.kw"], ["add", "kiiex", "x"], ["exec", "desk", "--", "env"], ["token", "-h"],
-                      ["--vau", "/v.kw", "token", "desk"], ["-h"], ["--vault", "", "token", "desk"], ["check", "desk"]):
+                      ["--vau", "/v.kw", "token", "desk"], ["-h"], ["--vault", "", "token", "desk"], ["check", "desk"],
+                      ["--vault", "/v.kw", "list", "--json"], ["token", "desk", "--json"], ["token"], ["token", "a", "b"],
+                      ["headers", "desk", "--json", "--curl"], ["token", "desk", "--bogus"], ["token", "desk", "--copy"]):
             assert plan(other) is None, other
 
 
 @pytest.mark.parametrize("env", [{}, {"XDG_DATA_HOME": "/data/home"}, {"XDG_DATA_HOME": "   "}, {"XDG_DATA_HOME": ""}])
 def test_fast_default_vault_path_is_the_storage_layers(env: dict[str, str], tmp_path: Path) -> None:
-    from vault.agent.fast import default_vault_path
+    from vault.cli.fast import default_vault_path
     from vault.core.storage import default_vault_path as real
 
     base = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "KEYWARD_VAULT")}

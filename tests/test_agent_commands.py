@@ -21,7 +21,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from vault.core.errors import AccountExists, AgentError, InputError, InvalidCredential
+from vault.core.errors import AccountExists, AgentError, InputError, InvalidCredential, NoTerminal
 from vault.core.model import Account
 from vault.core.service import VaultService
 
@@ -238,7 +238,10 @@ def test_the_agent_refuses_malformed_changes_and_keeps_serving(service: VaultSer
                              account=Account(label="a", venue="hypersolutions", base_url="http://127.0.0.1:1",
                                              fields={"api_key": "k" * 16}).to_dict())
             with pytest.raises(InputError, match="cannot record"):
-                client.record_failure("reveal", ["a"], "pretend")
+                client.record_failure("reveal", ["a"], "could not write /tmp/x")
+            for made_up in ("pretend", "exported\x1b]52;c;aGk=\x07", "could not write a\nforged entry"):
+                with pytest.raises(AgentError, match="not one keyward writes"):  # audit details: keyward's own phrases only
+                    client.record_failure("export", ["a"], made_up)
             acct = Account(label="a", venue="hypersolutions", base_url="http://127.0.0.1:1", fields={"api_key": "k" * 16})
             assert client.store_account(acct) == "a"
             with pytest.raises(AccountExists):
@@ -255,16 +258,27 @@ def test_a_tokens_only_agent_withholds_stored_secrets_and_the_command_asks(
     info = agent("--tokens-only")
     assert info["tokens_only"] is True and info["dashboard"] is False
     hs = sb.issue("hypersolutions")
-    no_prompt(vault("capture", "hypersolutions", "hs", "--base-url", sb.base_url("hypersolutions"),
-                    input=json.dumps(hs), passphrase=False))  # changes and tokens still go through it
-    no_prompt(vault("headers", "hs", passphrase=False))
+    # Changes to the vault are not a tokens-only agent's: the command asks, as without one.
+    done = vault("capture", "hypersolutions", "hs", "--base-url", sb.base_url("hypersolutions"),
+                 input=json.dumps(hs), passphrase=False)
+    assert done.code != 0 and NO_PASSPHRASE in done.err, done.both
+    assert vault("capture", "hypersolutions", "hs", "--base-url", sb.base_url("hypersolutions"),
+                 input=json.dumps(hs)).code == 0
+    no_prompt(vault("headers", "hs", passphrase=False))  # tokens and reads still go through it
+    no_prompt(vault("setting", "hs", passphrase=False))
+    no_prompt(vault("audit", "hs", passphrase=False))
+    no_prompt(vault("key-age", passphrase=False))
+    for change in (("setting", "hs", "token_lifetime_s", "30"), ("key-age", "hs", "--max-days", "5"), ("remove", "hs", "--yes"),
+                   ("rotate", "hs", "--rollback", "--no-verify")):
+        done = vault(*change, passphrase=False)
+        assert done.code != 0 and NO_PASSPHRASE in done.err, (change, done.both)
     no_prompt(vault("show", "hs", passphrase=False))  # masked
     bundle_pass = tmp_path / "bundle-pass"
     bundle_pass.write_text("a passphrase for the bundle only\n")
     for args in (("show", "hs", "--reveal"), ("export", "hs", "--format", "json", "--yes", "-o", str(tmp_path / "x.json")),
                  ("export", "--encrypted", str(tmp_path / "b.kwb"), "--bundle-passphrase-file", str(bundle_pass))):
         done = vault(*args, passphrase=False)
-        assert done.code == 2 and done.err == (
+        assert done.code == NoTerminal.exit_code and done.err == (
             "keyward: no passphrase: there is no terminal to ask on: pass --passphrase-file PATH or set "
             "KEYWARD_PASSPHRASE_FILE\n"), (args, done.both)
     assert not (tmp_path / "x.json").exists()

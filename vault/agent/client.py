@@ -16,9 +16,10 @@ import os
 import sys
 from _thread import allocate_lock  # builtin: `threading` would cost the hot path an import
 
-from vault.core.errors import AgentError, KeywardError, SecretsWithheld, VaultChanged
+from vault.core.errors import AgentDeclined, AgentError, KeywardError, VaultChanged
 from vault.agent import check_private_dir, resolved_vault, socket_paths
 from vault.agent.protocol import (
+    MAX_REPLY,
     PROTOCOL_VERSION,
     ProtocolError,
     ProtocolTimeout,
@@ -254,32 +255,35 @@ class AgentClient:
             "rotate", label=label, fields=fields, rollback=bool(rollback), verify=bool(verify), source=source,
         )
 
+    # --- vault reads and settings (vault.ops.vault_reads) ------------------------------
+
+    def list_rows(self) -> list[dict[str, Any]]:
+        return self._op(lambda ops: ops.list_rows(), "list_rows")
+
+    def audit_log(self, label: str | None = None, limit: int | None = None, expect_head: str | None = None) -> dict[str, Any]:
+        return self._op(lambda ops: ops.audit_log(label, limit, expect_head), "audit_log",
+                        label=label, limit=limit, expect_head=expect_head)
+
+    def key_ages(self, label: str | None = None) -> list[dict[str, Any]]:
+        return self._op(lambda ops: ops.key_ages(label), "key_ages", label=label)
+
+    def set_key_max_age(self, label: str | None, days: int) -> None:
+        return self._op(lambda ops: ops.set_key_max_age(label, days), "set_key_max_age", label=label, days=days)
+
+    def setting_rows(self, label: str) -> list[dict[str, Any]]:
+        return self._op(lambda ops: ops.setting_rows(label), "setting_rows", label=label)
+
+    def set_setting(self, label: str, name: str, value: Any = None) -> list[str]:
+        return self._op(lambda ops: ops.set_setting(label, name, value), "set_setting", label=label, name=name, value=value)
+
+    def public_key(self, label: str) -> dict[str, Any]:
+        return self._op(lambda ops: ops.public_key(label), "public_key", label=label)
+
     # --- the agent itself -------------------------------------------------------------
 
     def open_vault(self) -> bytes:
         """The data key, from an agent started with --dashboard (else AgentError)."""
         return bytes.fromhex(self._call("open_vault")["key"])
-
-    def run_cli(self, argv: list[str]) -> dict[str, Any] | None:
-        """Have the agent run a whole CLI command (vault.agent.fast): {code, stdout,
-        stderr}, or None when it declines or is gone (run the normal CLI then)."""
-        try:
-            result = self._call("run", argv=list(argv))
-        except _AgentGone:
-            return None
-        except _AgentTimeout:
-            raise
-        except KeywardError:  # e.g. an older agent without "run": the normal CLI copes
-            return None
-        if (
-            not isinstance(result, dict)
-            or result.get("fallback")
-            or not isinstance(result.get("code"), int)
-            or not isinstance(result.get("stdout"), str)
-            or not isinstance(result.get("stderr"), str)
-        ):
-            return None
-        return result
 
     def status(self) -> dict[str, Any]:
         """pid, vault, mode (idle|absolute), ttl_s, remaining_s; does not count as use."""
@@ -316,7 +320,17 @@ class AgentClient:
 
     def _call(self, op: str, **args: Any) -> Any:
         with self._io:
-            return self._call_locked(op, **args)
+            return from_wire(self._call_locked(op, **args))
+
+    def call_raw(self, op: str, **args: Any) -> Any:
+        """One operation's result as it came off the wire (tagged dicts, not model
+        objects): the CLI fast path reads a token without importing dataclasses.  No
+        fallback: an agent that is gone raises AgentError, which the caller handles."""
+        try:
+            with self._io:
+                return self._call_locked(op, **args)
+        except _AgentGone as gone:
+            raise gone.reason or AgentError("the unlock agent stopped while answering", hint="run the command again") from None
 
     def _call_locked(self, op: str, **args: Any) -> Any:
         sock = self._sock
@@ -325,7 +339,7 @@ class AgentClient:
         try:
             sock.settimeout(OP_TIMEOUT)
             send(sock, {"v": PROTOCOL_VERSION, "op": op, **args})
-            reply = recv(sock)
+            reply = recv(sock, limit=MAX_REPLY)
             if reply is None:
                 raise ProtocolError("closed")
             notices = reply.get("notices")
@@ -333,7 +347,7 @@ class AgentClient:
                 for notice in notices:
                     self.notify(str(notice))
             if reply.get("ok") is True:
-                return from_wire(reply.get("result"))
+                return reply.get("result")
             err = error_from_wire(reply.get("error"))
         except ProtocolTimeout:
             self.close()
@@ -349,8 +363,9 @@ class AgentClient:
             # without it, exactly as if it had died.
             self.close()
             raise _AgentGone(err)
-        if isinstance(err, SecretsWithheld) and self._fallback is not None:
-            # A --tokens-only agent: this one operation is done locally, after the
-            # passphrase, as if no agent ran; the connection stays for the rest.
+        if isinstance(err, AgentDeclined) and self._fallback is not None:
+            # A --tokens-only agent: this one operation (a reveal, an export, any change
+            # to the vault) is done locally, after the passphrase, as if no agent ran;
+            # the connection stays for the rest.
             raise _AgentGone(err)
         raise err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import struct
+from time import monotonic as _monotonic
 
 # The C module behind `socket`: the same socket objects and constants, without
 # socket.py's enum set-up (about 2 ms of the hot path).  The server uses `socket` itself.
@@ -32,8 +33,11 @@ TYPE_CHECKING = False  # typing and dataclasses cost milliseconds the hot path d
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
-PROTOCOL_VERSION = 1
-MAX_FRAME = 1 << 20  # 1 MiB: far above any answer, small enough to refuse a flood
+PROTOCOL_VERSION = 2  # 2: typed operations only (1 ran CLI commands through "run")
+MAX_FRAME = 1 << 20  # 1 MiB: a request; far above any, small enough to refuse a flood
+# A reply: `list` or `audit` of a large vault runs to megabytes; the client reads only from
+# an agent of its own uid, so a larger bound costs nothing in safety.
+MAX_REPLY = 64 << 20
 _LEN = struct.Struct(">I")
 _TAG = "__kw__"
 # Only these types cross the socket as objects; anything else is a bug, not data.
@@ -74,7 +78,7 @@ def same_user(peer_uid: int, own_uid: int) -> bool:
 
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
     data = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-    if len(data) > MAX_FRAME:
+    if len(data) > MAX_REPLY:
         raise ProtocolError("message too large")
     try:
         sock.sendall(_LEN.pack(len(data)) + data)
@@ -82,10 +86,15 @@ def send(sock: socket.socket, message: dict[str, Any]) -> None:
         raise ProtocolError(f"send failed ({type(exc).__name__})") from None
 
 
-def _read_exact(sock: socket.socket, n: int, *, eof_ok: bool = False) -> bytes | None:
+def _read_exact(sock: socket.socket, n: int, *, eof_ok: bool = False, deadline: float | None = None) -> bytes | None:
     chunks = []
     got = 0
     while got < n:
+        if deadline is not None:
+            left = deadline - _monotonic()
+            if left <= 0:
+                raise ProtocolTimeout("the message did not arrive in time")
+            sock.settimeout(left)
         try:
             chunk = sock.recv(min(n - got, 65536))
         except TimeoutError:
@@ -101,15 +110,17 @@ def _read_exact(sock: socket.socket, n: int, *, eof_ok: bool = False) -> bytes |
     return b"".join(chunks)
 
 
-def recv(sock: socket.socket) -> dict[str, Any] | None:
-    """The next message, or None when the peer closed the connection between messages."""
-    head = _read_exact(sock, _LEN.size, eof_ok=True)
+def recv(sock: socket.socket, *, deadline: float | None = None, limit: int = MAX_FRAME) -> dict[str, Any] | None:
+    """The next message, or None when the peer closed the connection between messages.
+    With `deadline` (time.monotonic()), the whole message must have arrived by then: the
+    agent's guard against a client that sends a frame one byte at a time."""
+    head = _read_exact(sock, _LEN.size, eof_ok=True, deadline=deadline)
     if head is None:
         return None
     (length,) = _LEN.unpack(head)
-    if length > MAX_FRAME:
+    if length > limit:
         raise ProtocolError("message too large")
-    body = _read_exact(sock, length)
+    body = _read_exact(sock, length, deadline=deadline)
     try:
         message = json.loads(body)
     except (UnicodeDecodeError, ValueError):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import select
@@ -32,8 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from vault.cli.context import Context, fail
-from vault.core.errors import AgentError, KeywardError, SecretsWithheld, VaultChanged
+from vault.core.errors import AgentDeclined, AgentError, KeywardError, VaultChanged
 from vault.agent import ensure_private_dir, resolved_vault, socket_path
 from vault.agent.protocol import (
     PROTOCOL_VERSION,
@@ -47,9 +45,10 @@ from vault.agent.protocol import (
 )
 
 TICK_S = 0.25  # how often the TTL, the socket and the vault file are checked
-CLIENT_IDLE_S = 60.0  # a connection that sends nothing for this long is closed
-MAX_CLIENTS = 32
-SHUTDOWN_WAIT_S = 30.0  # how long an exit waits for an operation in flight
+CLIENT_IDLE_S = 60.0  # an answered client's connection that sends nothing for this long is closed
+FRAME_S = 2.0  # a new connection's first request, and any request once begun, must arrive within this
+MAX_CLIENTS = 256  # half-open connections die within FRAME_S, so legitimate clients find a slot
+DROP_WAIT_S = 2.0  # how long an exit lets operations in flight finish before the key is dropped anyway
 MAX_LABELS = 1000
 
 
@@ -97,7 +96,10 @@ class AgentServer:
         self.started_wall = time.time()
         self._last_used = self.started
         self._op_lock = threading.Lock()
-        self._notices: list[str] | None = None
+        self._local = threading.local()  # each connection thread's notices
+        self._slow_notices: list[str] | None = None
+        self._inflight = 0
+        self._count_lock = threading.Lock()
         # A plain flag plus a self-pipe, not an Event: stop() runs inside signal handlers,
         # where taking a lock the interrupted code may hold would deadlock.
         self._stop_flag = False
@@ -198,7 +200,12 @@ class AgentServer:
                 os.unlink(self.sock_path)
             except FileNotFoundError:
                 pass
-        got = self._op_lock.acquire(timeout=SHUTDOWN_WAIT_S)
+        # Operations in flight get a moment to finish; a check hanging on a slow venue does
+        # not keep the key in memory after `lock`: it finds the vault locked instead.
+        deadline = time.monotonic() + DROP_WAIT_S
+        while self._inflight and time.monotonic() < deadline:
+            time.sleep(0.02)
+        got = self._op_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
         try:
             for drop in (getattr(self._ops, "close", None), getattr(self._service, "lock", None)):
                 if drop is not None:
@@ -253,22 +260,33 @@ class AgentServer:
             return False
 
     def _serve_connection(self, conn: socket.socket) -> None:
+        established = False
         try:
-            conn.settimeout(CLIENT_IDLE_S)
             if not self.check_peer(conn):
                 refusal = AgentError(
                     "this agent serves only the user who started it", hint="start your own with `keyward unlock`"
                 )
+                conn.settimeout(FRAME_S)
                 send(conn, failure(refusal))
                 return
             while not self.stopping:
-                request = recv(conn)
+                # A new connection must ask something at once; a client that has been
+                # answered may keep its connection idle (a bot between two requests).
+                # Either way a request, once begun, must arrive whole within FRAME_S: a
+                # half-open or dripping connection costs a thread for seconds, not minutes.
+                wait = CLIENT_IDLE_S if established else FRAME_S
+                ready, _, _ = select.select([conn, self._wake_r], [], [], wait)
+                if conn not in ready:
+                    return
+                request = recv(conn, deadline=time.monotonic() + FRAME_S)
                 if request is None:
                     return
                 reply = self.dispatch(request)
                 if reply is None:  # shutting down: no answer, the client falls back
                     return
+                conn.settimeout(CLIENT_IDLE_S)
                 send(conn, reply)
+                established = True
         except ProtocolError:
             return
         except Exception:  # a bug must cost this connection, not the agent (and print nothing)
@@ -312,37 +330,58 @@ class AgentServer:
             return ok(None)
         if op == "open_vault":
             return self._open_vault()
-        handler = _OPERATIONS.get(op) if isinstance(op, str) else None
-        if handler is None:
+        operation = _OPERATIONS.get(op) if isinstance(op, str) else None
+        if operation is None:
             return failure(
                 AgentError(f"the agent has no operation {str(op)[:40]!r}", hint="run `keyward lock` and retry")
             )
-        # One operation at a time, like ssh-agent: VaultService is not thread-safe, and
-        # it keeps each operation's notices with the reply they belong to.
-        with self._op_lock:
-            if self.stopping or self._ops is None:
-                return None
-            self._notices = notices = []
-            try:
-                self._service.reload()  # pick up another process's save before reading
-                reply = ok(handler(self._ops, request), notices)
-            except VaultChanged as err:
-                self.stop("rekeyed")  # our data key no longer opens the vault
-                return failure(err, notices)
-            except KeywardError as err:
-                return failure(err, notices)
-            except Exception as exc:  # a bug: say which kind, never the value
-                return failure(
-                    AgentError(
-                        f"the agent hit an internal error ({type(exc).__name__}) in {op}",
-                        hint="retry; if it persists, `keyward lock` and report it",
-                    ),
-                    notices,
-                )
-            finally:
-                self._notices = None
-            self._last_used = self._clock()
-            return reply
+        if self.tokens_only and not operation.tokens_only:
+            # The caller's CLI falls back to the passphrase, as if no agent ran.
+            return failure(AgentDeclined(
+                f"this agent serves tokens only ({op} changes the vault or hands out stored secrets)",
+                hint="the command asks for the passphrase instead",
+            ))
+        # Operations that may wait on the network for any account, or change the vault,
+        # run one at a time (like ssh-agent); tokens, headers and reads do not queue
+        # behind them: a check hanging on a slow venue must not stall every bot.
+        lane = self._op_lock if operation.slow else contextlib.nullcontext()
+        with lane:
+            return self._run(op, operation, request)
+
+    def _run(self, op: str, operation: Operation, request: dict[str, Any]) -> dict[str, Any] | None:
+        ops = self._ops
+        if self.stopping or ops is None:
+            return None
+        notices: list[str] = []
+        self._local.notices = notices
+        if operation.slow:
+            self._slow_notices = notices  # check_many's worker threads report here
+        with self._count_lock:
+            self._inflight += 1
+        try:
+            ops.refresh()  # pick up another process's save before reading
+            reply = ok(operation.handler(ops, request), notices)
+        except VaultChanged as err:
+            self.stop("rekeyed")  # our data key no longer opens the vault
+            return failure(err, notices)
+        except KeywardError as err:
+            return failure(err, notices)
+        except Exception as exc:  # a bug: say which kind, never the value
+            return failure(
+                AgentError(
+                    f"the agent hit an internal error ({type(exc).__name__}) in {op}",
+                    hint="retry; if it persists, `keyward lock` and report it",
+                ),
+                notices,
+            )
+        finally:
+            with self._count_lock:
+                self._inflight -= 1
+            self._local.notices = None
+            if operation.slow:
+                self._slow_notices = None
+        self._last_used = self._clock()
+        return reply
 
     def _open_vault(self) -> dict[str, Any]:
         """The data key, for the dashboard, and only when `keyward unlock --dashboard`
@@ -359,7 +398,7 @@ class AgentServer:
             if self.stopping or self._service is None or self._service.locked:
                 return None
             try:
-                self._service.reload()
+                self._ops.refresh()
                 self._service.record("open", None, "ok", "dashboard opened through the unlock agent")
             except KeywardError as err:
                 return failure(err)
@@ -369,7 +408,9 @@ class AgentServer:
     def notice(self, message: str) -> None:
         """VenueOps' `notify`: collected for the reply of the operation in flight (its
         check_many workers call it from their own threads, inside that operation)."""
-        notices = self._notices
+        notices = getattr(self._local, "notices", None)
+        if notices is None:
+            notices = self._slow_notices
         if notices is not None:
             notices.append(str(message))
 
@@ -382,6 +423,37 @@ def _label(request: dict[str, Any]) -> str:
     if not isinstance(label, str) or not label or len(label) > 256:
         raise AgentError("the request names no valid account label", hint="pass a label")
     return label
+
+
+def _opt_label(request: dict[str, Any]) -> str | None:
+    return None if request.get("label") is None else _label(request)
+
+
+def _int(request: dict[str, Any], key: str) -> int:
+    value = request.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not -(2**31) <= value < 2**31:
+        raise AgentError(f"the request's {key} is not a whole number", hint=f"pass {key} as a number")
+    return value
+
+
+def _opt_int(request: dict[str, Any], key: str) -> int | None:
+    return None if request.get(key) is None else _int(request, key)
+
+
+def _opt_text(request: dict[str, Any], key: str, limit: int) -> str | None:
+    return None if request.get(key) is None else _text(request, key, limit)
+
+
+def _detail(request: dict[str, Any], key: str) -> str:
+    """An audit detail a client asks the agent to record: only the phrases keyward's own
+    commands write (vault.ops.account_ops.AUDIT_DETAILS), never free text a client made
+    up, and never a control character (the trail is printed to terminals)."""
+    from vault.ops.account_ops import audit_detail_allowed
+
+    value = _text(request, key, 300)
+    if not audit_detail_allowed(value):
+        raise AgentError(f"the request's {key} is not one keyward writes", hint="use keyward's own commands")
+    return value
 
 
 def _labels(request: dict[str, Any]) -> list[str]:
@@ -453,45 +525,79 @@ def _kdf(ops: Any) -> list[int]:
     return [kdf.iterations, kdf.memory_kib, kdf.parallelism]
 
 
-# What the agent does.  Each returns what VenueOps returns: tokens, headers and signatures
-# that a request carries (short-lived, and exactly what `keyward token/headers` print),
-# health, doctor lines, labels and non-secret summaries; and it applies the account
-# changes whose input the CLI gathered in its own process (vault.ops.account_ops).  Stored
-# credentials leave only through the explicit requests the CLI already allows, each
-# recorded in the audit trail before it is answered: `show --reveal` (via "run"),
-# `show --copy` ("fields_for_copy") and `export` ("export_accounts").  There is no
-# operation that returns the data key or the passphrase (the dashboard's "open_vault"
-# aside, which `keyward unlock --dashboard` must ask for).
-_OPERATIONS: dict[str, Callable[[Any, dict[str, Any]], Any]] = {
-    "token": lambda ops, r: ops.token(_label(r), force=r.get("force") is True),
-    "headers": lambda ops, r: ops.headers(_label(r)),
-    "sign": lambda ops, r: ops.sign(_label(r), _path(r), force_login=r.get("force_login") is True),
-    "login": lambda ops, r: ops.login(_label(r)),
-    "forget_session": lambda ops, r: ops.forget_session(_label(r), _session_value(r)),
-    "check": lambda ops, r: ops.check(_label(r)),
-    "check_many": lambda ops, r: ops.check_many(_labels(r)),
-    "doctor": lambda ops, r: ops.doctor(_label(r)),
-    "exec_env": lambda ops, r: ops.exec_env(_label(r)),
-    "labels": lambda ops, r: ops.labels(),
-    "summary": lambda ops, r: ops.summary(_label(r)),
-    "run": lambda ops, r: run_cli(ops, _argv(r)),
-    "record_copy": lambda ops, r: _record_copy(ops, r),
-    "store_account": lambda ops, r: ops.store_account(
-        _account(r.get("account")), action=_text(r, "action"), detail=_text(r, "detail"), keep_both=r.get("keep_both") is True
-    ),
-    "remove_account": lambda ops, r: ops.remove_account(_label(r)),
-    "record_failure": lambda ops, r: ops.record_failure(_text(r, "action"), _labels(r), _text(r, "detail")),
-    "bundle_conflicts": lambda ops, r: ops.bundle_conflicts(_accounts(r)),
-    "import_accounts": lambda ops, r: ops.import_accounts(_accounts(r), _text(r, "policy"), _decisions(r)),
-    "account_detail": lambda ops, r: ops.account_detail(_label(r), reveal=r.get("reveal") is True),
-    "fields_for_copy": lambda ops, r: ops.fields_for_copy(_label(r)),
-    "export_accounts": lambda ops, r: [a.to_dict() for a in ops.export_accounts(_labels(r), _text(r, "detail"))],
-    "vault_kdf": lambda ops, r: _kdf(ops),
-    "rotation_mode": lambda ops, r: ops.rotation_mode(_label(r)),
-    "rotate": lambda ops, r: ops.rotate(
+class Operation:
+    """One typed operation: its handler, whether it may wait on the network for an
+    arbitrary account (the "slow" lane, one at a time), and whether an agent started
+    with --tokens-only serves it."""
+
+    __slots__ = ("handler", "slow", "tokens_only")
+
+    def __init__(self, handler: Callable[[Any, dict[str, Any]], Any], *, slow: bool, tokens_only: bool) -> None:
+        self.handler = handler
+        self.slow = slow
+        self.tokens_only = tokens_only
+
+
+def _fast(handler: Callable[[Any, dict[str, Any]], Any]) -> Operation:
+    """Served in any mode, never queued behind another account's network operation:
+    tokens, headers and signatures (short-lived, what a request carries) and reads of
+    non-secret state."""
+    return Operation(handler, slow=False, tokens_only=True)
+
+
+def _slow_read(handler: Callable[[Any, dict[str, Any]], Any]) -> Operation:
+    """Served in any mode, one at a time: health checks and logins go to the network."""
+    return Operation(handler, slow=True, tokens_only=True)
+
+
+def _change(handler: Callable[[Any, dict[str, Any]], Any]) -> Operation:
+    """Changes the vault (accounts, generations, settings) or hands stored secrets out:
+    never in a --tokens-only agent, one at a time."""
+    return Operation(handler, slow=True, tokens_only=False)
+
+
+# What the agent does: a fixed set of typed operations, each calling VenueOps (the same
+# service the CLI calls in its own process) with parameters validated here as untrusted.
+# There is no operation that runs a command line, returns the data key or the passphrase
+# (the dashboard's "open_vault" aside, which `keyward unlock --dashboard` must ask for),
+# or moves where a stored secret is sent without the passphrase (see _import_accounts).
+# docs/agent.md lists them with the modes that allow each.
+_OPERATIONS: dict[str, Operation] = {
+    "token": _fast(lambda ops, r: ops.token(_label(r), force=r.get("force") is True)),
+    "headers": _fast(lambda ops, r: ops.headers(_label(r))),
+    "sign": _fast(lambda ops, r: ops.sign(_label(r), _path(r), force_login=r.get("force_login") is True)),
+    "forget_session": _fast(lambda ops, r: ops.forget_session(_label(r), _session_value(r))),
+    "exec_env": _fast(lambda ops, r: ops.exec_env(_label(r))),
+    "record_copy": _fast(lambda ops, r: _record_copy(ops, r)),
+    "labels": _fast(lambda ops, r: ops.labels()),
+    "summary": _fast(lambda ops, r: ops.summary(_label(r))),
+    "list_rows": _fast(lambda ops, r: ops.list_rows()),
+    "account_detail": _fast(lambda ops, r: ops.account_detail(_label(r), reveal=r.get("reveal") is True)),
+    "audit_log": _fast(lambda ops, r: ops.audit_log(_opt_label(r), _opt_int(r, "limit"), _opt_text(r, "expect_head", 64))),
+    "key_ages": _fast(lambda ops, r: ops.key_ages(_opt_label(r))),
+    "setting_rows": _fast(lambda ops, r: ops.setting_rows(_label(r))),
+    "public_key": _fast(lambda ops, r: ops.public_key(_label(r))),
+    "login": _slow_read(lambda ops, r: ops.login(_label(r))),
+    "check": _slow_read(lambda ops, r: ops.check(_label(r))),
+    "check_many": _slow_read(lambda ops, r: ops.check_many(_labels(r))),
+    "doctor": _slow_read(lambda ops, r: ops.doctor(_label(r))),
+    "rotation_mode": _slow_read(lambda ops, r: ops.rotation_mode(_label(r))),
+    "vault_kdf": _slow_read(lambda ops, r: _kdf(ops)),
+    "store_account": _change(lambda ops, r: ops.store_account(
+        _account(r.get("account")), action=_text(r, "action"), detail=_detail(r, "detail"), keep_both=r.get("keep_both") is True
+    )),
+    "remove_account": _change(lambda ops, r: ops.remove_account(_label(r))),
+    "record_failure": _change(lambda ops, r: ops.record_failure(_text(r, "action"), _labels(r), _detail(r, "detail"))),
+    "bundle_conflicts": _change(lambda ops, r: ops.bundle_conflicts(_accounts(r))),
+    "import_accounts": _change(lambda ops, r: _import_accounts(ops, r)),
+    "fields_for_copy": _change(lambda ops, r: ops.fields_for_copy(_label(r))),
+    "export_accounts": _change(lambda ops, r: [a.to_dict() for a in ops.export_accounts(_labels(r), _detail(r, "detail"))]),
+    "rotate": _change(lambda ops, r: ops.rotate(
         _label(r), _fields(r), rollback=r.get("rollback") is True, verify=r.get("verify") is not False,
-        source=_text(r, "source"),
-    ),
+        source=_detail(r, "source"),
+    )),
+    "set_setting": _change(lambda ops, r: ops.set_setting(_label(r), _text(r, "name", 64), _opt_text(r, "value", 4096))),
+    "set_key_max_age": _change(lambda ops, r: ops.set_key_max_age(_opt_label(r), _int(r, "days"))),
 }
 
 
@@ -504,76 +610,25 @@ def _record_copy(ops: Any, request: dict[str, Any]) -> int:
     return record_copy(ops.service, _label(request), request.get("what"))
 
 
-def _argv(request: dict[str, Any]) -> list[str]:
-    argv = request.get("argv")
-    if not isinstance(argv, list) or len(argv) > 64 or not all(isinstance(a, str) and len(a) < 4096 for a in argv):
-        raise AgentError("the request's argv is not a short list of strings", hint="pass the command's arguments")
-    return argv
-
-
-_parser = None
-
-
-def run_cli(ops: Any, argv: list[str]) -> dict[str, Any]:
-    """Run one of vault.agent.fast.AGENT_COMMANDS as the CLI would, against our VenueOps:
-    the real parser, the real command function, errors formatted by the CLI's own
-    `fail`.  Returns {code, stdout, stderr}, or {fallback: true} for anything else (a
-    parse error, -h, another command): the client then runs its normal CLI, which
-    reports it exactly as usual."""
-    from vault.cli.main import build_parser
-    from vault.agent.fast import AGENT_COMMANDS, VAULT_COMMANDS
-
-    global _parser
-    if _parser is None:
-        _parser = build_parser()
-    out, err = io.StringIO(), io.StringIO()
-    try:  # argparse prints its errors to sys.stderr and exits: keep both in here
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            args = _parser.parse_args(argv)
-    except SystemExit:
-        return {"fallback": True}
-    command = getattr(args, "command", None)
-    if not isinstance(command, str) or command not in AGENT_COMMANDS or getattr(args, "func", None) is None:
-        return {"fallback": True}
-    if getattr(args, "copy", False):  # the clipboard is the caller's (its display, its terminal)
-        return {"fallback": True}
-    if command == "remove" and not getattr(args, "yes", False):  # asks on the caller's terminal
-        return {"fallback": True}
-    ctx = AgentContext(args, ops, out, err, vault_access=command in VAULT_COMMANDS)
-    try:
-        code = int(args.func(ctx) or 0)
-    except VaultChanged:
-        raise  # the agent is finished; the client falls back to the prompt
-    except SecretsWithheld:
-        return {"fallback": True}  # --tokens-only: the caller's own CLI asks for the passphrase
-    except KeywardError as exc:
-        code = fail(exc, err)
-    return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
-
-
-class AgentContext(Context):
-    """A CLI Context whose ops() is the agent's VenueOps, with no terminal, no stdin and
-    no way to unlock: a command that wants more than VenueOps fails instead of prompting."""
-
-    def __init__(self, args: Any, ops: Any, stdout: Any, stderr: Any, *, vault_access: bool = False) -> None:
-        super().__init__(args, stdin=io.StringIO(), stdout=stdout, stderr=stderr)
-        self._agent_ops = ops
-        self._vault_access = vault_access
-
-    def ops(self) -> Any:
-        return self._agent_ops
-
-    def unlock(self) -> Any:
-        if self._vault_access:  # list/show/audit...: the agent's own vault, reloaded by dispatch
-            return self._agent_ops.service
-        raise AgentError(
-            "this command needs the whole vault, which the agent does not hand out", hint="run it without an agent"
+def _import_accounts(ops: Any, request: dict[str, Any]) -> Any:
+    """A bundle merged through the agent may not move an existing account to another
+    base URL: the credentials stored for one host would then go to another (the way a
+    crafted bundle plus a rollback once exfiltrated a stored secret).  That needs the
+    passphrase, so the caller's CLI does it itself after asking for it."""
+    accounts = _accounts(request)
+    policy = _text(request, "policy")
+    decisions = _decisions(request)
+    moved = [c["label"] for c in ops.bundle_conflicts(accounts) if "location" in c["differs"]]
+    replacing = [label for label in moved if (decisions.get(label) if policy == "ask" else policy) == "replace"]
+    if replacing:
+        raise AgentDeclined(
+            f"replacing {', '.join(replacing[:3])} would change where its credentials are sent",
+            hint="the passphrase confirms it",
         )
+    return ops.import_accounts(accounts, policy, decisions)
 
-    @property
-    def interactive(self) -> bool:
-        return False
-OPERATIONS = frozenset(_OPERATIONS) | {"hello", "status", "lock"}
+
+OPERATIONS = frozenset(_OPERATIONS) | {"hello", "status", "lock", "open_vault"}
 
 
 def peer_credential_option() -> int | None:

@@ -24,28 +24,93 @@ COMMAND_MODULES = (
 )
 
 
+class _Version(argparse.Action):
+    """--version: the installed distribution's version, looked up only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("keyward")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            found = "unknown (not installed)"
+        parser.exit(message=f"keyward {found}\n")
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, default=None) -> None:
+    """--vault and --passphrase-file: before the command, or after it (`keyward list
+    --vault X`).  A subcommand's copy defaults to SUPPRESS so it never hides the value
+    given before the command."""
+    parser.add_argument("--vault", metavar="PATH", default=default,
+                        help="vault file (default: $KEYWARD_VAULT, else the user data dir)")
+    parser.add_argument(
+        "--passphrase-file",
+        metavar="PATH",
+        default=default,
+        help="read the passphrase from the first line of PATH (or $KEYWARD_PASSPHRASE_FILE)",
+    )
+
+
+def _common_help() -> dict[str, tuple[str, str]]:
+    from vault.venues import VENUES
+
+    return {
+        "venue": ("venue", f"the venue: {', '.join(VENUES)}"),
+        "label": ("label", "the account's label, your name for it (`keyward list` shows them)"),
+        "labels": ("LABEL", "accounts by label (`keyward list` shows them)"),
+        "json": ("", "print JSON (stable keys, for scripts) instead of text"),
+        "notes": ("TEXT", "a free-text note kept with the account (not secret: shown by `show`)"),
+        "tag": ("TAG", "a tag kept with the account, for filtering (repeatable)"),
+    }
+
+
+def _explain_common_arguments(subparser: argparse.ArgumentParser) -> None:
+    """Arguments every command names alike get one explanation, the same everywhere,
+    unless the command gives its own: `venue` lists the venues, `--json` says what it is."""
+    common = _common_help()
+    for action in subparser._actions:
+        if action.dest not in common:
+            continue
+        metavar, text = common[action.dest]
+        if not action.help:
+            action.help = text
+        if metavar and action.dest in ("venue", "label") and action.metavar in (None, "VENUE"):
+            action.metavar = metavar
+        elif metavar and action.option_strings and action.metavar is None and action.nargs != 0:
+            action.metavar = metavar
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keyward",
         description="An encrypted vault and dashboard for exchange API credentials.",
-        epilog="With no command, opens the dashboard.",
+        epilog="With no command, opens the dashboard.  `keyward COMMAND --help` explains each command; "
+               "exit codes are listed in the README.",
     )
-    parser.add_argument("--vault", metavar="PATH", help="vault file (default: $KEYWARD_VAULT or the user data dir)")
-    parser.add_argument(
-        "--passphrase-file",
-        metavar="PATH",
-        help="read the passphrase from the first line of PATH (or $KEYWARD_PASSPHRASE_FILE)",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action=_Version, help="print keyward's version and exit")
+    add_global_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in COMMAND_MODULES:
         import_module(name).register(sub)
+    for subparser in dict.fromkeys(sub.choices.values()):  # (aliases share one parser)
+        _explain_common_arguments(subparser)
+        group = subparser.add_argument_group("global options (also accepted before the command)")
+        add_global_options(group, default=argparse.SUPPRESS)
+        if not subparser.description:
+            help_line = next((a.help for a in sub._choices_actions if sub.choices.get(a.dest) is subparser), None)
+            if help_line:  # `keyward COMMAND --help` says what the command does
+                subparser.description = help_line[0].upper() + help_line[1:] + "."
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     # `token`/`headers` with an unlock agent running: answered before the CLI loads
-    # (vault.agent.fast), so a script's call costs little more than interpreter start-up.
-    from vault.agent.fast import AGENT_COMMANDS, plan, run_via_agent
+    # (vault.cli.fast), so a script's call costs little more than interpreter start-up.
+    # Every other command still uses the agent, through Context.ops().
+    from vault.cli.fast import run_via_agent
 
     argv = sys.argv[1:] if argv is None else list(argv)
     code = run_via_agent(argv)
@@ -56,13 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     ctx = Context(args)
-    command = getattr(args, "command", None)  # (`exec` reuses the name for its argv)
-    if isinstance(command, str) and command in AGENT_COMMANDS and plan(argv) is None:
-        # The fast path could not read the arguments (an abbreviated --vau, say): the
-        # parser has the vault now, so the agent still gets its chance.
-        code = run_via_agent(argv, str(ctx.vault_path))
-        if code is not None:
-            return code
     func = getattr(args, "func", None)
     if func is None:
         func = _default_command(parser)

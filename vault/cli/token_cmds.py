@@ -15,8 +15,9 @@ import shlex
 import shutil
 from typing import Any
 
-from vault.core.errors import InputError, KeywardError
+from vault.core.errors import AccountNotFound, InputError, KeywardError, UsageError
 from vault.core.model import Credentials, Health, iso
+from vault.cli import render
 from vault.cli.context import Context
 
 EXEC_EPILOG = """\
@@ -82,7 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("label")
     p.add_argument("name", nargs="?")
     p.add_argument("value", nargs="?")
-    p.add_argument("--unset", action="store_true", help="put NAME back to the venue's default")
+    p.add_argument("--unset", nargs="?", const=True, default=False, metavar="NAME",
+                   help="put NAME back to the venue's default (`--unset NAME`, or `NAME --unset`)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_setting)
 
@@ -119,10 +121,7 @@ def cmd_token(ctx: Context) -> int:
         ctx.out()
         return 0
     if creds.token is None:
-        raise InputError(
-            f"{a.label!r} has no token: its requests carry only its API key",
-            hint=f"use `keyward headers {a.label}`",
-        )
+        raise render.no_token(a.label)
     ctx.out(creds.token.value)
     return 0
 
@@ -137,19 +136,10 @@ def cmd_headers(ctx: Context) -> int:
     if a.copy:
         from vault.ops.clipboard import copy_secret
 
-        text = (json.dumps(creds.headers, indent=2) if a.json else
-                " ".join(f"-H {shlex.quote(f'{n}: {v}')}" for n, v in creds.headers.items()) if a.curl else
-                "\n".join(f"{n}: {v}" for n, v in creds.headers.items()))
+        text = render.headers_text(creds.headers, "json" if a.json else "curl" if a.curl else "lines")
         copy_secret(text, ctx, label=a.label, what="headers")
         return 0
-    if a.json:
-        json.dump(creds.headers, ctx.stdout, indent=2)
-        ctx.out()
-    elif a.curl:
-        ctx.out(" ".join(f"-H {shlex.quote(f'{name}: {value}')}" for name, value in creds.headers.items()))
-    else:
-        for name, value in creds.headers.items():
-            ctx.out(f"{name}: {value}")
+    ctx.out(render.headers_text(creds.headers, "json" if a.json else "curl" if a.curl else "lines"))
     return 0
 
 
@@ -174,7 +164,7 @@ def cmd_exec(ctx: Context) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        raise InputError("no command to run", hint=f"keyward exec {a.label} -- CMD [ARGS...]")
+        raise UsageError("no command to run", hint=f"keyward exec {a.label} -- CMD [ARGS...]")
     env = dict(os.environ)
     env.update(ctx.ops().exec_env(a.label))
     path = shutil.which(command[0], path=env.get("PATH"))
@@ -241,8 +231,15 @@ def cmd_check(ctx: Context) -> int:
     labels = list(a.labels)
     if a.all or not labels:
         if labels:
-            raise InputError("give LABELs or --all, not both", hint="drop one of them")
+            raise UsageError("give LABELs or --all, not both", hint="drop one of them")
         labels = _all_labels(ctx, ops)
+    else:  # a mistyped label is an error of its own (as for show, token, exec), not a FAILING row
+        known = set(_all_labels(ctx, ops))
+        unknown = [label for label in dict.fromkeys(labels) if label not in known]
+        if unknown:
+            raise AccountNotFound(
+                f"no account labelled {', '.join(repr(x) for x in unknown)}", hint="see `keyward list`; nothing was checked"
+            )
     results = ops.check_many(labels)
     summary = getattr(ops, "summary", None)  # rate limit, token, key age (see _all_labels)
     rows = []
@@ -290,27 +287,37 @@ def cmd_doctor(ctx: Context) -> int:
 # --- setting -------------------------------------------------------------------------
 
 
-def cmd_setting(ctx: Context) -> int:
-    from vault.ops.venue_ops import VenueOps
-
-    a = ctx.args
-    # Settings are not secrets: no unlock agent involved, the vault is changed directly.
-    ops = VenueOps(ctx.unlock(), clock=ctx.clock, notify=ctx.warn)
-    if a.name is not None and (a.value is None) != a.unset:
-        raise InputError(
-            "give NAME and a VALUE, or NAME with --unset",
+def _setting_request(a: argparse.Namespace) -> tuple[str | None, bool]:
+    """(NAME, unset?) from either form: `--unset NAME` (as --help shows) or `NAME --unset`."""
+    name, unset = a.name, a.unset
+    if isinstance(unset, str):  # --unset NAME
+        if name is not None and name != unset:
+            raise UsageError(f"--unset names {unset!r}, and {name!r} is given too", hint="give one NAME")
+        if a.value is not None:
+            raise UsageError("--unset takes no VALUE", hint=f"keyward setting {a.label} --unset {unset}")
+        return unset, True
+    if unset and name is None:
+        raise UsageError("--unset needs a NAME", hint=f"keyward setting {a.label} --unset NAME")
+    if name is not None and unset and a.value is not None:
+        raise UsageError("--unset takes no VALUE", hint=f"keyward setting {a.label} --unset {name}")
+    if name is not None and not unset and a.value is None:
+        raise UsageError(
+            "give NAME and a VALUE, or --unset NAME",
             hint=f"`keyward setting {a.label}` lists the settings and their defaults",
         )
-    if a.name is None and a.unset:
-        raise InputError("--unset needs a NAME", hint=f"keyward setting {a.label} NAME --unset")
-    if a.name is not None:
-        for warning in ops.set_setting(a.label, a.name, None if a.unset else a.value):
+    return name, bool(unset)
+
+
+def cmd_setting(ctx: Context) -> int:
+    a = ctx.args
+    # Through the agent when one runs; a --tokens-only agent refuses the change and the
+    # command falls back to the passphrase (a longer token lifetime widens exposure).
+    ops = ctx.ops()
+    name, unset = _setting_request(a)
+    if name is not None:
+        for warning in ops.set_setting(a.label, name, None if unset else a.value):
             ctx.warn(f"keyward: {warning}")
-    rows = [
-        {"name": spec.name, "value": value, "default": spec.default, "help": spec.help}
-        for spec, value in ops.settings(a.label)
-        if a.name is None or spec.name == a.name
-    ]
+    rows = [row for row in ops.setting_rows(a.label) if name is None or row["name"] == name]
     if a.json:
         json.dump(rows, ctx.stdout, indent=2)
         ctx.out()

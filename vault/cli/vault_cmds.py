@@ -7,15 +7,20 @@ import json
 from pathlib import Path
 
 from vault.core.model import check_label
-from vault.core.errors import AccountExists, Cancelled, InputError, InvalidCredential
+from vault.core.errors import AccountExists, FileUnusable, InputError, InvalidCredential, MalformedInput, NotConfirmed
 from vault.cli.context import Context
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("init", help="create a new vault")
-    p.add_argument("--kdf-memory-mib", type=int, default=64, metavar="MIB")
-    p.add_argument("--kdf-iterations", type=int, default=3, metavar="N")
-    p.add_argument("--kdf-parallelism", type=int, default=4, metavar="N")
+    p = sub.add_parser(
+        "init", help="create a new vault",
+        description="Create a new vault, asking for its passphrase twice (no echo). The passphrase must be at "
+                    "least 12 characters and hard to guess (zxcvbn's estimate: 10^14 guesses or more); "
+                    "four or more random words work well. There is no recovery without it.",
+    )
+    p.add_argument("--kdf-memory-mib", type=int, default=64, metavar="MIB", help="Argon2id memory (default 64, floor 8)")
+    p.add_argument("--kdf-iterations", type=int, default=3, metavar="N", help="Argon2id passes (default 3, floor 1)")
+    p.add_argument("--kdf-parallelism", type=int, default=4, metavar="N", help="Argon2id lanes (default 4, floor 1)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("add", help="add an account (secrets are prompted without echo)")
@@ -98,9 +103,9 @@ def read_text(ctx: Context, source: str) -> str:
     try:
         return Path(source).expanduser().read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot read {source}: {exc.strerror}", hint="check the path") from None
+        raise FileUnusable(f"cannot read {source}: {exc.strerror}", hint="check the path") from None
     except UnicodeDecodeError:
-        raise InputError(f"{source} is not UTF-8 text", hint="pass the file the venue gave you") from None
+        raise MalformedInput(f"{source} is not UTF-8 text", hint="pass the file the venue gave you") from None
 
 
 def prompt_missing(ctx: Context, venue: str, fields: dict[str, str]) -> dict[str, str]:
@@ -203,12 +208,8 @@ def cmd_import(ctx: Context) -> int:
 
 
 def cmd_list(ctx: Context) -> int:
-    from vault.ops.views import env_name, key_display, summary
-
-    service = ctx.unlock()
-    now = ctx.clock()
-    default_age = service.data.settings.key_max_age_days
-    rows = [summary(acct, now, default_max_age=default_age) for acct in service.accounts]
+    items = ctx.ops().list_rows()
+    rows = [item["summary"] for item in items]
     if ctx.args.json:
         json.dump(rows, ctx.stdout, indent=2)
         ctx.out()
@@ -217,12 +218,11 @@ def cmd_list(ctx: Context) -> int:
         ctx.out("no accounts yet: add one with `keyward add VENUE LABEL`")
         return 0
     ctx.out(f"{'LABEL':<20} {'VENUE':<15} {'ENV':<10} {'KEY':<18} {'AGE':>6}  {'TOKEN':<22} HEALTH")
-    for acct, row in zip(service.accounts, rows):
+    for item, row in zip(items, rows):
         age = f"{row['key_age_days']:.0f}d" + ("!" if row["key_overdue"] else "")
         token = row["token"]["expires_at"] if row["token"] else "-"
         health = "-" if row["health"] is None else ("ok" if row["health"]["ok"] else "FAILING")
-        env = env_name(acct)
-        ctx.out(f"{row['label']:<20} {row['venue']:<15} {env:<10} {key_display(acct)[:18]:<18} {age:>6}  {token:<22} {health}")
+        ctx.out(f"{row['label']:<20} {row['venue']:<15} {item['env']:<10} {item['key'][:18]:<18} {age:>6}  {token:<22} {health}")
     return 0
 
 
@@ -275,7 +275,7 @@ def cmd_remove(ctx: Context) -> int:
     if not a.yes:
         typed = ctx.ask(f"Type the label ({a.label}) to remove it for good: ")
         if typed.strip() != a.label:
-            raise Cancelled("the label did not match", hint="nothing was removed")
+            raise NotConfirmed("the label did not match", hint="nothing was removed; type the label exactly, or pass --yes")
     ops.remove_account(a.label)
     ctx.out(f"removed {a.label}")
     return 0

@@ -72,13 +72,57 @@ class VaultLocked(VaultError):
     exit_code = 18
 
 
+class VaultRolledBack(VaultError):
+    """The file is older than one keyward has already opened or written at this path
+    (a lower generation, or the same generation with another audit head): refused
+    unless the user restores it on purpose with `keyward restore FILE`."""
+
+    exit_code = 19
+
+
+class KdfCostRefused(VaultError):
+    """A file asks for more Argon2id memory, or memory x iterations, than the budget
+    allows: refused before the derivation runs.  The message names the cost."""
+
+    exit_code = 50
+
+
+class VaultSaveFailed(VaultError):
+    """The file system refused a save (full, read-only, no permission): the vault on
+    disk is unchanged, and the message says what was not stored."""
+
+    exit_code = 51
+
+
+class UnsafeVaultPath(VaultError):
+    """The vault path (or its lock file) is not a regular file keyward may use: a
+    FIFO, a device, a directory, a symbolic link where none may be."""
+
+    exit_code = 52
+
+
 # --- input and accounts --------------------------------------------------------------
 
 
-class InputError(KeywardError):
-    """Bad input: a flag, a JSON file, a PEM, a label."""
+class UsageError(KeywardError):
+    """A command line that does not make sense: flags that exclude each other, a flag
+    missing its companion.  Exit 2, as argparse's own usage errors: 2 means nothing else."""
 
     exit_code = 2
+
+
+class NotConfirmed(KeywardError):
+    """The user declined or mistyped a confirmation (remove's label, the second
+    passphrase, a plaintext export): nothing was changed.  Not 130, which is Ctrl-C."""
+
+    exit_code = 3
+
+
+class InputError(KeywardError):
+    """A value keyward cannot use: a label, a URL, a duration, a setting, a PEM.  The
+    subclasses below say more precisely what was wrong with the input."""
+
+    exit_code = 24
 
 
 class InvalidCredential(InputError):
@@ -97,7 +141,46 @@ class AccountExists(InputError):
     exit_code = 23
 
 
+class MalformedInput(InputError):
+    """Text that does not parse: invalid JSON, not UTF-8, a format keyward does not know."""
+
+    exit_code = 25
+
+
+class EmptyInput(InputError):
+    """Nothing to read: empty stdin, an empty paste, an empty passphrase file."""
+
+    exit_code = 26
+
+
+class FileUnusable(InputError):
+    """A file named on the command line cannot be read or written (missing, a
+    directory, no permission, already there)."""
+
+    exit_code = 27
+
+
+class NoTerminal(InputError):
+    """Something must be asked and there is no terminal to ask on."""
+
+    exit_code = 28
+
+
+class WeakPassphrase(InputError):
+    """A new passphrase refused by the strength policy (vault.core.passphrase_policy)."""
+
+    exit_code = 29
+
+
+class InputTooLarge(InputError):
+    """stdin, a paste or a credential file past the input cap: refused before parsing."""
+
+    exit_code = 4
+
+
 class Cancelled(KeywardError):
+    """Interrupted: Ctrl-C, or Ctrl-D at a prompt (the shell's 128 + SIGINT)."""
+
     exit_code = 130
 
 
@@ -155,6 +238,20 @@ class InsecureTransport(InputError):
     exit_code = 36
 
 
+class ResponseTooLarge(VenueError):
+    """The answer passed max_response_bytes on the wire, or max_decoded_bytes once
+    decompressed (a gzip bomb): reading stopped there and nothing of it was kept."""
+
+    exit_code = 38
+
+
+class DeadlineExceeded(NetworkError):
+    """One call (connecting, every byte of the answer, every retry) passed its
+    request_deadline_s: a venue dripping bytes or stalling mid-answer."""
+
+    exit_code = 39
+
+
 # --- the agent -----------------------------------------------------------------------
 
 
@@ -162,6 +259,11 @@ class AgentError(KeywardError):
     exit_code = 40
 
 
-class SecretsWithheld(AgentError):
+class AgentDeclined(AgentError):
+    """The agent's mode does not allow this operation: the command unlocks the vault
+    itself instead, after the passphrase (it is never shown to the user as such)."""
+
+
+class SecretsWithheld(AgentDeclined):
     """An agent started with --tokens-only declined a reveal, copy or export: the
     command unlocks the vault itself instead (it is never shown to the user as such)."""

@@ -16,6 +16,7 @@ the agent's socket), and every change is one `transact` with its audit entry.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any, Iterable
 
 from vault.core.errors import AccountExists, InputError, InvalidCredential, SecretsWithheld, VaultLocked
@@ -31,6 +32,28 @@ STORE_ACTIONS = ("add", "import", "capture", "register")
 FAILURE_ACTIONS = ("register", "export")
 IMPORT_POLICIES = ("keep-both", "skip", "replace")
 MAX_BATCH = 1000
+
+
+# The audit details keyward's own commands write for account changes.  An unlock agent
+# records a client's detail only if it is one of these (a path may be any text without
+# control characters), so another process cannot write prose of its choosing into the
+# trail.
+_PATH = r"[^\x00-\x1f\x7f-\x9f]{1,256}"
+AUDIT_DETAILS = tuple(re.compile(p) for p in (
+    r"",
+    r"imported",
+    r"registered through the API; stored [a-z_]+(, [a-z_]+)*",
+    r"HTTP \d{3}: (the answer is not a JSON object|no API key and secret in the answer)",
+    r"from [A-Za-z0-9][A-Za-z0-9 ._-]{0,60}(; \d{1,3} repair\(s\))?",
+    r" ?from [A-Za-z0-9][A-Za-z0-9 ._-]{0,60}",
+    r"plaintext (env|json|native) to " + _PATH,
+    r"encrypted bundle to " + _PATH,
+    r"could not write " + _PATH,
+))
+
+
+def audit_detail_allowed(detail: str) -> bool:
+    return any(p.fullmatch(detail) for p in AUDIT_DETAILS)
 
 
 def check_account(acct: object) -> Account:

@@ -21,7 +21,17 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from vault.ops.account_ops import AccountChanges
-from vault.core.errors import AccountNotFound, AuthRejected, InputError, KeywardError, NetworkError, VaultError, VaultLocked
+from vault.ops.vault_reads import VaultReads
+from vault.core.errors import (
+    AccountNotFound,
+    AuthRejected,
+    InputError,
+    KeywardError,
+    NetworkError,
+    RateLimited,
+    VaultError,
+    VaultLocked,
+)
 from vault.net.http import NOT_SENT, Exchange, Sender, describe_skew, harden, json_body, make_client, skew_matters
 from vault.core.model import Account, Credentials, Health, RateLimit, Token, VaultData, iso
 from vault.venues import get_provider
@@ -65,7 +75,7 @@ def _stderr(message: str) -> None:
     print(f"keyward: {message}", file=sys.stderr, flush=True)
 
 
-class VenueOps(AccountChanges):
+class VenueOps(AccountChanges, VaultReads):
     """Venue operations, plus the account changes of vault.ops.account_ops."""
 
     def __init__(
@@ -117,10 +127,20 @@ class VenueOps(AccountChanges):
         tok = self._token_for(acct, provider, now, path=None, force=force)
         return self._hand_out(acct, provider, tok, now)
 
-    def headers(self, label: str) -> Credentials:
-        """The headers any request of this account needs now (Kiiex: logs in first if
-        there is no live session)."""
-        return self.token(label)
+    def headers(self, label: str, path: str | None = None) -> Credentials:
+        """The headers a request to `path` carries now; without one, the account's common
+        case (a TradeReady API-key call: no login).  Kiiex in session mode logs in first if
+        there is no live session."""
+        acct, provider = self._lookup(label)
+        if path is None:
+            path = getattr(provider, "common_path", None)
+        else:
+            from vault.venues.base import checked_path
+
+            path = checked_path(path, "--path")
+        now = self.clock()
+        tok = self._token_for(acct, provider, now, path=path, force=False)
+        return self._hand_out(acct, provider, tok, now, path=path)
 
     def login(self, label: str) -> Credentials:
         """The online exchange, now, even after an earlier failure: the explicit login."""
@@ -129,6 +149,11 @@ class VenueOps(AccountChanges):
             raise InputError(
                 f"{provider.title} has no login: every request carries a freshly signed token",
                 hint=f"use `keyward token {label}` or `keyward headers {label}`",
+            )
+        if not provider.needs_token(acct, None):  # Kiiex in signed mode
+            raise InputError(
+                f"{label!r} never logs in: every request carries freshly signed headers",
+                hint=f"use `keyward headers {label}`, or `keyward setting {label} auth_mode session`",
             )
         now = self.clock()
         tok = self._login(acct, provider, now, explicit=True)
@@ -186,8 +211,15 @@ class VenueOps(AccountChanges):
         acct, provider = self._lookup(label)
         return provider.warnings(acct)
 
+    def refresh(self) -> bool:
+        """Pick up another process's save (the unlock agent does this before every
+        operation); under the lock every other use of the service takes."""
+        with self._lock:
+            return self.service.reload()
+
     def exec_env(self, label: str) -> dict[str, str]:
-        return exec_environment(self.headers(label))
+        # The token (a TradeReady bearer too, as KEYWARD_BEARER) and the common-case headers.
+        return exec_environment(self.token(label))
 
     def labels(self) -> list[str]:
         with self._lock:
@@ -327,7 +359,18 @@ class VenueOps(AccountChanges):
             return None
         if not force and provider.is_fresh(acct.token, now, acct):
             return acct.token
-        return self._login(acct, provider, now, explicit=force if explicit is None else explicit, force=force)
+        try:
+            return self._login(acct, provider, now, explicit=force if explicit is None else explicit, force=force)
+        except RateLimited as err:
+            # A 429 on login (TradeReady limits logins per client IP) is reported, never
+            # retried in a loop; a cached token that is still valid keeps working meanwhile.
+            cached = acct.token
+            if force or cached is None or cached.kind != provider.token_kind or cached.expires_at is None:
+                raise
+            if cached.expires_at <= now:
+                raise
+            self.notify(f"warning: {err}; {err.hint}. Using the cached {cached.kind} of {acct.label} until {iso(cached.expires_at)}")
+            return cached
 
     def _login(self, acct: Account, provider: Any, now: float, *, explicit: bool, force: bool = True) -> Token:
         label = acct.label
@@ -398,7 +441,7 @@ class VenueOps(AccountChanges):
         if acct.token is not None and acct.token.value == old.value:  # not one another process replaced
             acct.token = new
 
-    def _hand_out(self, acct: Account, provider: Any, tok: Token | None, now: float) -> Credentials:
+    def _hand_out(self, acct: Account, provider: Any, tok: Token | None, now: float, path: str | None = None) -> Credentials:
         """A token leaves keyward (CLI `token`, `headers`, `exec`): save it and audit it."""
         for warning in provider.warnings(acct):
             self.notify(warning)
@@ -418,7 +461,7 @@ class VenueOps(AccountChanges):
             self.service.audit(data, "mint", a.label, "ok", detail)
 
         self._change(acct.label, record)
-        return self._credentials(acct, provider, tok, now, None)
+        return self._credentials(acct, provider, tok, now, path)
 
     def _credentials(
         self, acct: Account, provider: Any, tok: Token | None, now: float, path: str | None, *, with_env: bool = True
@@ -521,6 +564,8 @@ class VenueOps(AccountChanges):
 
     def _doctor_session(self, acct: Account, provider: Any, now: float) -> list[str]:
         lines = []
+        if provider.token_kind in SESSION_KINDS and not provider.needs_token(acct, None):
+            return lines  # Kiiex in signed mode: no session, no login; its doctor explains the risk instead
         if provider.token_kind in SESSION_KINDS:
             tok = acct.token
             if tok is None:

@@ -262,3 +262,20 @@ class PowerTrade:
 
 
 PROVIDER = PowerTrade()
+
+
+def public_key(pem: str) -> tuple[str, dict[str, str]]:
+    """(SubjectPublicKeyInfo PEM, JWK) of an EC P-256 private key."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(normalize_ec_p256_private_key(pem).encode(), password=None)
+    pub = key.public_key()
+    numbers = pub.public_numbers()
+
+    def b64(n: int) -> str:
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+    pem_out = pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return pem_out, {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y), "use": "sig", "alg": "ES256"}
