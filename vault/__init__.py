@@ -1,4 +1,6 @@
-"""keyward's non-UI half: the vault, the venues, the sandbox and the CLI.
+"""keyward's non-UI half, in layers from the ground up: core, net, venues, ops, then the
+faces (cli, agent, api, monitor); the sandbox apart.  docs/design.md draws them and
+pyproject.toml's import-linter contracts hold them.
 
 Importing `vault` is cheap; the Python API for scripts lives in `vault.api` and is
 loaded on first use: `vault.auth(label)`, `vault.client(label)`, `vault.open_vault()`.

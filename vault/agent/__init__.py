@@ -1,4 +1,5 @@
 """The unlock agent: one passphrase per work session, millisecond tokens for scripts.
+A layer above vault.ops (which its server calls) and below the faces; never imports them.
 
 `keyward unlock` starts a detached process (vault.agent.server) that holds one unlocked
 vault and answers requests on a Unix socket; `keyward lock` ends it.  See docs/agent.md.
