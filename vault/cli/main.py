@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "vault.cli.agent_cmds",
     "vault.cli.app_cmds",
     "vault.cli.sandbox_cmds",
+    "vault.cli.monitor_cmds",
 )
 
 

@@ -1,0 +1,1 @@
+"""`keyward monitor`, a face: schedules health checks and session refreshes through the ops interface (vault.agent.client or vault.ops), serves Prometheus metrics and sends notifications; it may use vault.agent.client, vault.ops, vault.venues, vault.net and vault.core, never vault.cli or tui."""
