@@ -57,6 +57,15 @@ class SettingSpec:
         return raw
 
 
+# Settings every venue's accounts have, declared once (each venue's `settings` ends with them).
+MONITOR_SETTINGS = (
+    SettingSpec(
+        "check_interval_s", "seconds", 60,
+        "seconds between `keyward monitor`'s health checks of this account (jittered; a 429 waits for the reset)",
+    ),
+)
+
+
 def checked_path(value: Any, name: str = "health_path") -> str:
     """A path appended to the account's base URL.  It must start with "/": anything else
     ("@host/...", "evil.example/...") could move the request, and its credentials, to

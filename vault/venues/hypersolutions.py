@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from vault.core.errors import InvalidCredential
 from vault.net.http import generic_error, header_rate_limit
 from vault.core.model import Token
-from vault.venues.base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields
 from vault.venues.powertrade import lifetime_setting
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,6 +71,7 @@ class HyperSolutions:
             f"by default, as the venue's examples; its SDK uses {APP_SIGNATURE_LIFETIME_S} s",
         ),
         SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP),
+        *MONITOR_SETTINGS,
     )
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:

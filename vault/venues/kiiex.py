@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.core.errors import AccountLockedOut, AuthRejected, InvalidCredential, SecondFactorRequired, VenueError
 from vault.net.http import Sender, generic_error, header_rate_limit, json_body
-from vault.venues.base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -65,6 +65,7 @@ class Kiiex:
         SettingSpec("session_idle_s", "seconds", SESSION_IDLE_S, "how long a session lives after its last use"),
         SettingSpec("oms_id", "int", 1, "the OMSId sent with the health call", maximum=1_000_000),
         SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /GetUserAccountInfos)"),
+        *MONITOR_SETTINGS,
     )
     locks_out = True  # failed logins count towards a lock-out: vault.ops.venue_ops never retries them
 

@@ -18,7 +18,7 @@ from vault.core.errors import InputError, InvalidCredential
 from vault.net.http import generic_error, header_rate_limit, safe_code
 from vault.core.model import Token
 from vault.core.pem import normalize_ec_p256_private_key
-from vault.venues.base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -158,6 +158,7 @@ class PowerTrade:
             f"exp - iat of each token; PowerTrade's REST reference allows {DOCUMENTED_MAX_WINDOW_S} s at most",
         ),
         SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /v1/balance/funds_holdings)"),
+        *MONITOR_SETTINGS,
     )
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:

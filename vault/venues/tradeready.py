@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.core.errors import AuthRejected
 from vault.net.http import Sender, generic_error, header_rate_limit, json_body, safe_code
-from vault.venues.base import HEALTH_PATH_HELP, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -67,7 +67,7 @@ class TradeReady:
     default_env = "prod"
     health_path = "/api/v1/account/info"
     token_kind = "bearer"
-    settings = (SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /api/v1/account/balance)"),)
+    settings = (SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /api/v1/account/balance)"), *MONITOR_SETTINGS)
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:
         return normalize_fields(self, raw)
