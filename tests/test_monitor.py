@@ -503,3 +503,25 @@ def test_the_systemd_credential_unlocks_the_vault(kw, sandbox, sandbox_account, 
 
 
 assert REPO  # the CLI subprocesses run this checkout (PYTHONPATH set by the kw fixture)
+
+
+def test_check_interval_s_is_a_setting_of_every_venue_and_the_monitor_honours_it(kw, sandbox, sandbox_account, monitors):
+    from vault.core.errors import InputError
+
+    venues = {"pt": "powertrade", "tr": "tradeready", "hs": "hypersolutions", "kx": "kiiex"}
+    for label, venue in venues.items():
+        sandbox_account(venue, label)
+        r = kw("setting", label, "check_interval_s", "3600")
+        assert r.code == 0, r.err
+    assert kw("setting", "pt", "check_interval_s", "0").code == InputError.exit_code
+    rows = json.loads(kw("setting", "kx", "--json").out)
+    assert {"name": "check_interval_s", "value": 3600} in [{k: r[k] for k in ("name", "value")} for r in rows]
+
+    m = monitors(kw, "--listen", "127.0.0.1:0", "--interval", "1")
+    m.wait_started()
+    m.wait_metric(lambda s: all(checks(s, lb, v) == 1 for lb, v in venues.items()), what="the first checks")
+    deadline = time.monotonic() + 3  # --interval 1 would have checked three more times
+    while time.monotonic() < deadline:
+        assert all(checks(m.scrape(), lb, v) == 1 for lb, v in venues.items())
+        time.sleep(0.5)
+    assert m.terminate() == 0
