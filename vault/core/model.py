@@ -7,6 +7,7 @@ the venue's decision (see vault.venues), never guessed here.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -28,6 +29,58 @@ def parse_iso(text: str) -> float:
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}
+
+# --- values a venue sent, kept in range ---------------------------------------------------
+# What a venue tells us (rate limits, expiries, dates) is stored and later printed, summed
+# and compared: one inf, nan, millisecond or year-58000 value once broke every command
+# that read it back.  The dataclasses below pass each such value through these on
+# construction, so a value from a venue and a value loaded from an older vault alike end
+# up in range, or None (unknown).
+
+DAY_S = 86400.0
+MAX_TIMESTAMP = 7258118400.0  # 2200-01-01: past that, a "time" is an error, not a date
+MS_TIMESTAMPS = (946684800e3, MAX_TIMESTAMP * 1000)  # epoch milliseconds since 2000 (several exchanges send them)
+MAX_COUNT = 10**12  # a rate limit or quota larger than this is not one
+MAX_TOKEN_LIFE_S = 400 * DAY_S
+MAX_LATENCY_MS = 3_600_000.0
+MAX_SKEW_S = 10 * 365 * DAY_S
+MAX_MESSAGE_CHARS = 2000
+MAX_TOKEN_CHARS = 16384  # JWTs and session ids are far shorter; a header this long fails anyway
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int past float's range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def moment(value: object) -> float | None:
+    """A POSIX time in range (epoch milliseconds converted), else None."""
+    number = _finite(value)
+    if number is None:
+        return None
+    if MS_TIMESTAMPS[0] <= number < MS_TIMESTAMPS[1]:
+        number /= 1000.0
+    return number if 0.0 <= number < MAX_TIMESTAMP else None
+
+
+def count(value: object) -> int | None:
+    """A whole count from 0 to MAX_COUNT (a float that is a whole number is accepted)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 <= value <= MAX_COUNT else None
+    number = _finite(value)
+    if number is None or number != int(number) or not 0 <= number <= MAX_COUNT:
+        return None
+    return int(number)
+
+
+def bounded(value: object, low: float, high: float) -> float | None:
+    number = _finite(value)
+    return number if number is not None and low <= number <= high else None
 
 
 def check_label(label: object) -> str:
@@ -74,6 +127,15 @@ class Token:
     expires_at: float | None
     kind: str = "jwt"  # jwt | bearer | session
 
+    def __post_init__(self) -> None:
+        self.issued_at = moment(self.issued_at) or 0.0
+        expires = moment(self.expires_at)
+        # An expiry before the token was issued, or further out than any venue issues
+        # them, is not one to plan refreshes by: unknown, so the next use renews it.
+        if expires is not None and not (self.issued_at - DAY_S <= expires <= self.issued_at + MAX_TOKEN_LIFE_S):
+            expires = None
+        self.expires_at = expires
+
     def remaining(self, now: float) -> float | None:
         return None if self.expires_at is None else self.expires_at - now
 
@@ -88,6 +150,15 @@ class RateLimit:
     reset_at: float | None
     observed_at: float
 
+    def __post_init__(self) -> None:
+        self.limit = count(self.limit)
+        remaining = count(self.remaining)
+        if remaining is not None and self.limit is not None and remaining > self.limit:
+            remaining = self.limit
+        self.remaining = remaining
+        self.reset_at = moment(self.reset_at)
+        self.observed_at = moment(self.observed_at) or 0.0
+
 
 @dataclass
 class Health:
@@ -98,6 +169,15 @@ class Health:
     status: int | None = None
     skew_s: float | None = None
 
+    def __post_init__(self) -> None:
+        self.ok = self.ok is True
+        self.checked_at = moment(self.checked_at) or 0.0
+        self.latency_ms = bounded(self.latency_ms, 0.0, MAX_LATENCY_MS)
+        self.message = self.message[:MAX_MESSAGE_CHARS] if isinstance(self.message, str) else ""
+        status = self.status
+        self.status = status if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599 else None
+        self.skew_s = bounded(self.skew_s, -MAX_SKEW_S, MAX_SKEW_S)
+
 
 @dataclass
 class Generation:
@@ -107,6 +187,11 @@ class Generation:
     created_at: float
     retired_at: float
     reason: str = "rotated"
+    # Where these credentials were used: a rollback restores them together, so a
+    # credential is never sent to a host it was not stored for.  None in generations
+    # written before keyward recorded it (they were retired at the account's own URL).
+    base_url: str | None = None
+    env: str | None = None
 
     def __repr__(self) -> str:
         return f"Generation(created_at={iso(self.created_at)!r}, retired_at={iso(self.retired_at)!r})"
@@ -157,9 +242,30 @@ class Account:
             acct = _from(cls, raw)
         acct.generations = [_from(Generation, g) for g in raw.get("generations", [])]
         acct.token = _from(Token, raw.get("token"))
+        tok = acct.token
+        if tok is not None and (
+            not isinstance(tok.value, str)
+            or len(tok.value) > MAX_TOKEN_CHARS
+            or (tok.expires_at is None and raw["token"].get("expires_at") is not None)
+        ):
+            acct.token = None  # stored by a version that took any size or expiry: the next use renews it
         acct.rate_limit = _from(RateLimit, raw.get("rate_limit"))
         acct.health = _from(Health, raw.get("health"))
+        history = acct.history
+        if not isinstance(history, list) or not all(type(x) is int and 0 <= x <= MAX_COUNT for x in history):
+            acct.history = [x for x in history if count(x) is not None] if isinstance(history, list) else []
         return acct
+
+
+# Bounds on a venue's answer (vault.net.http enforces them; the vault may override).
+DEFAULT_MAX_RESPONSE_BYTES = 1 << 20  # on the wire: real answers are a few KiB
+DEFAULT_MAX_DECODED_BYTES = 4 << 20  # once decompressed (gzip bombs)
+DEFAULT_REQUEST_DEADLINE_S = 60.0  # one call: connect, every byte, every retry
+_HTTP_BOUNDS = {  # name: (low, high): a stored value outside is ignored, not obeyed
+    "max_response_bytes": (64 << 10, 256 << 20),
+    "max_decoded_bytes": (64 << 10, 1 << 30),
+    "request_deadline_s": (1.0, 600.0),
+}
 
 
 @dataclass
@@ -167,6 +273,15 @@ class Settings:
     auto_lock_minutes: int = 5
     clipboard_clear_seconds: int = 30
     key_max_age_days: int = 90
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
+
+    def __post_init__(self) -> None:
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, (low, high) in _HTTP_BOUNDS.items():
+            value = bounded(getattr(self, name), low, high)
+            setattr(self, name, defaults[name] if value is None else type(defaults[name])(value))
 
 
 @dataclass

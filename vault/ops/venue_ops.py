@@ -32,7 +32,18 @@ from vault.core.errors import (
     VaultError,
     VaultLocked,
 )
-from vault.net.http import NOT_SENT, Exchange, Sender, describe_skew, harden, json_body, make_client, skew_matters
+from vault.net.http import (
+    NOT_SENT,
+    Exchange,
+    Sender,
+    checked_token,
+    describe_skew,
+    harden,
+    json_body,
+    make_client,
+    rate_limit_notices,
+    skew_matters,
+)
 from vault.core.model import Account, Credentials, Health, RateLimit, Token, VaultData, iso
 from vault.venues import get_provider
 from vault.venues.powertrade import KeyCache
@@ -284,7 +295,7 @@ class VenueOps(AccountChanges, VaultReads):
             self._save_check(acct.label, health, rl, f"{code}", drop_token=tok if dead else None)
             return health, err
         rl = provider.rate_limit(response, now)
-        notes = self._warnings(acct, provider, sender.last, now)
+        notes = self._warnings(acct, provider, sender.last, now) + rate_limit_notices(response, now)
         health = self._health(True, now, sender.last, "; ".join(["ok", *notes]), response.status_code)
         slid = None
         if tok is not None and provider.token_kind == "session":
@@ -383,7 +394,7 @@ class VenueOps(AccountChanges, VaultReads):
                 self._refuse_if_blocked(fresh, provider)
             sender = self._sender()
             try:
-                tok = provider.login(fresh, self._http(), now, sender)
+                tok = checked_token(provider.login(fresh, self._http(), now, sender), provider.title, label)
             except KeywardError as err:
                 self._explain_skew(err, fresh, provider, sender.last)
                 self._save_login_failure(fresh, provider, now, err)
@@ -661,7 +672,10 @@ class VenueOps(AccountChanges, VaultReads):
             return self._client
 
     def _sender(self) -> Sender:
-        return Sender(clock=self.clock, sleep=self._sleep, on_wait=self._waiting)
+        bounds = self.service.data.settings  # the vault's bounds on a venue's answers
+        return Sender(clock=self.clock, sleep=self._sleep, on_wait=self._waiting,
+                      max_response_bytes=bounds.max_response_bytes, max_decoded_bytes=bounds.max_decoded_bytes,
+                      deadline_s=bounds.request_deadline_s)
 
     def _waiting(self, seconds: float, host: str) -> None:
         self.notify(f"rate-limited by {host}: waiting {seconds:.1f} s before retrying")

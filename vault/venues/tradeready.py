@@ -16,7 +16,7 @@ import re
 from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.core.errors import AuthRejected
-from vault.net.http import Sender, generic_error, header_rate_limit, json_body, safe_code
+from vault.net.http import Sender, expiry_in_range, generic_error, header_rate_limit, json_body, safe_code
 from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,7 +124,7 @@ class TradeReady:
         raw = body.get("expires_at")
         if isinstance(raw, str):
             try:
-                expires_at = parse_iso(raw)
+                expires_at = expiry_in_range(parse_iso(raw), now)  # year 9999 or 1: not a plan to refresh by
             except ValueError:
                 expires_at = None
         if expires_at is None:
