@@ -46,10 +46,16 @@ class Context:
     # --- terminal --------------------------------------------------------------------
 
     def out(self, text: str = "") -> None:
-        print(text, file=self.stdout)
+        # Text from outside (audit details, notes, venue answers) is data: shown, never
+        # obeyed by the terminal (vault.core.text).
+        from vault.core.text import printable
+
+        print(printable(text, newlines=True), file=self.stdout)
 
     def warn(self, text: str) -> None:
-        print(text, file=self.stderr)
+        from vault.core.text import printable
+
+        print(printable(text, newlines=True), file=self.stderr)
 
     @property
     def interactive(self) -> bool:
@@ -156,5 +162,7 @@ class Context:
 
 
 def fail(err: KeywardError, stderr: TextIO) -> int:
-    print(f"keyward: {err}", file=stderr)
+    from vault.core.text import printable
+
+    print(f"keyward: {printable(str(err))}", file=stderr)  # one line, whatever it quotes
     return err.exit_code
