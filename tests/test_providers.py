@@ -121,6 +121,30 @@ def test_kiiex_headers_and_env() -> None:
     assert kx.mint(account("kiiex", KX), NOW) is None
 
 
+def test_kiiex_signed_mode_sends_the_four_hmac_headers_with_a_strictly_rising_nonce() -> None:
+    kx = get_provider("kiiex")
+    acct = account("kiiex", {"api_key": "a1b2c3d4e5f6", "api_secret": "s3cr3t-api-secret", "nonce": "1",
+                             "user_id": "1001"}, auth_mode="signed")
+    assert not kx.needs_token(acct, None) and kx.needs_token(account("kiiex", KX), None)
+    sent = [kx.headers(acct, None, NOW) for _ in range(50)]
+    nonces = [int(h["Nonce"]) for h in sent]
+    assert nonces == sorted(set(nonces)) and nonces[0] >= int(NOW * 1000)  # milliseconds, never repeated
+    assert set(sent[0]) == {"APIKey", "Signature", "UserId", "Nonce"}
+    assert sent[0]["Signature"] == kiiex_signature("s3cr3t-api-secret", sent[0]["Nonce"], "1001", "a1b2c3d4e5f6")
+    assert kx.headers(account("kiiex", {**acct.fields, "user_id": "1001"}, auth_mode="signed"), None, NOW - 60)[
+        "Nonce"] > sent[-1]["Nonce"]  # a clock stepping back repeats nothing
+    with pytest.raises(InputError, match="signed mode"):
+        kx.login(acct, None, NOW)  # type: ignore[arg-type]  # refused before any request
+    assert "KEYWARD_APTOKEN" not in kx.exec_env(acct, None)
+    with pytest.raises(AuthRejected, match="signed request") as info:
+        kx.raise_for_error(acct, response(401, {"result": False, "errorcode": 20, "errormsg": "Not Authorized"}))
+    assert "auth_mode session" in info.value.hint and "keyward login" not in info.value.hint
+    doctor = " ".join(kx.doctor(acct, NOW))
+    assert "signed mode" in doctor and "cannot lock the user out" in doctor and "printed headers" in doctor
+    with pytest.raises(InputError, match="auth_mode must be one of: session, signed"):
+        kx.headers(account("kiiex", KX, auth_mode="hmac"), None, NOW)
+
+
 # --- Hyper Solutions ---------------------------------------------------------------------
 
 HYPER_KEY = "a-jwt-key-that-is-at-least-32-bytes-long"
@@ -218,7 +242,8 @@ def test_powertrade_es256_token_verifies_with_the_public_key_and_has_exactly_the
     assert set(claims) == {"sub", "iat", "exp", "client", "nonce"}
     assert claims["sub"] == "pt-key-1" and claims["client"] == "api"
     assert claims["iat"] == int(NOW) - 5 and claims["exp"] == claims["iat"] + 30
-    assert claims["nonce"] >= int((NOW + 0.75) * 1000)
+    assert claims["nonce"] >= int(NOW)  # Unix seconds by default, like the venue's own examples
+    assert claims["nonce"] < int(NOW) * 10
     assert (tok.issued_at, tok.expires_at, tok.kind) == (claims["iat"], claims["exp"], "jwt")
     with pytest.raises(jwt.InvalidSignatureError):
         other = ec.generate_private_key(ec.SECP256R1()).public_key()
@@ -252,6 +277,48 @@ def test_powertrade_nonce_rises_strictly_even_within_one_millisecond_and_across_
     for t in threads:
         t.join()
     assert len(set(seen)) == 800
+
+
+def test_powertrade_nonce_unit_and_uri_settings(ec_key) -> None:
+    pt = get_provider("powertrade")
+    fields = {"api_key": "k", "private_key": ec_key[1]}
+
+    def nonce(acct: Account, at: float) -> int:
+        return jwt.decode(pt.mint(acct, at).value, options={"verify_signature": False})["nonce"]
+
+    seconds = [nonce(account("powertrade", fields), NOW + 100) for _ in range(3)]
+    assert seconds[0] >= int(NOW) + 100 and seconds == sorted(set(seconds))  # strictly rising within a second
+    ms = account("powertrade", fields, nonce_unit="ms")
+    assert nonce(ms, NOW + 200) >= int((NOW + 200) * 1000)
+    assert "uri" not in jwt.decode(pt.mint(ms, NOW).value, options={"verify_signature": False})
+    with_uri = account("powertrade", fields, uri="wss://api.wss.test.power.trade")
+    assert jwt.decode(pt.mint(with_uri, NOW).value, options={"verify_signature": False})["uri"] == (
+        "wss://api.wss.test.power.trade")
+    with pytest.raises(InputError, match="nonce_unit must be one of: s, ms"):
+        pt.mint(account("powertrade", fields, nonce_unit="us"), NOW)
+    for bad in ("http://x.example", "wss://", "wss://a b", "javascript:alert(1)"):
+        with pytest.raises(InputError, match="uri must be"):
+            pt.mint(account("powertrade", fields, uri=bad), NOW)
+
+
+def test_powertrade_nonce_stays_above_the_last_saved_tokens(ec_key, monkeypatch) -> None:
+    """Another process saved a token with a higher nonce: the next one still rises."""
+    import vault.venues.powertrade as ptmod
+
+    pt = get_provider("powertrade")
+    acct = account("powertrade", {"api_key": "k-floor", "private_key": ec_key[1]})
+    acct.token = pt.mint(account("powertrade", {"api_key": "k-floor", "private_key": ec_key[1]}), NOW + 5000)
+    monkeypatch.setattr(ptmod, "NONCES", NonceSource())  # a new process: nothing remembered here
+    floor = jwt.decode(acct.token.value, options={"verify_signature": False})["nonce"]
+    assert jwt.decode(pt.mint(acct, NOW).value, options={"verify_signature": False})["nonce"] == floor + 1
+
+
+def test_powertrade_doctor_explains_a_key_shared_with_seconds_nonce_bots(ec_key) -> None:
+    pt = get_provider("powertrade")
+    fields = {"api_key": "k", "private_key": ec_key[1]}
+    ms = " ".join(pt.doctor(account("powertrade", fields, nonce_unit="ms"), NOW))
+    assert "warning: nonce_unit is ms" in ms and "seconds-based bot" in ms and "locks" in ms
+    assert "ok: nonces are Unix seconds" in " ".join(pt.doctor(account("powertrade", fields), NOW))
 
 
 def test_key_cache_parses_once_per_key_and_forgets_a_rotated_one(ec_key, monkeypatch) -> None:
@@ -294,19 +361,21 @@ def test_powertrade_header_and_error_hints() -> None:
 TR = {"api_key": "ak_live_1", "api_secret": "sk_live_2"}
 
 
-def test_tradeready_headers_bearer_only_where_required() -> None:
+def test_tradeready_sends_exactly_one_credential_per_request() -> None:
+    """The backend judges X-API-Key first and ignores a Bearer beside it: one credential
+    per request, the bearer (+ X-Agent-Id) only for agents and battles."""
     tr = get_provider("tradeready")
     tok = Token("BEARER", NOW, NOW + 3600, "bearer")
     acct = account("tradeready", TR)
     assert tr.headers(acct, tok, NOW, "/api/v1/account/info") == {"X-API-Key": "ak_live_1"}
-    assert tr.headers(acct, tok, NOW, "/api/v1/agents") == {"X-API-Key": "ak_live_1", "Authorization": "Bearer BEARER"}
+    assert tr.headers(acct, tok, NOW, "/api/v1/agents") == {"Authorization": "Bearer BEARER"}
     agent = account("tradeready", TR | {"agent_id": "ag-1", "agent_api_key": "ak_live_agent"})
-    assert tr.headers(agent, tok, NOW, "/api/v1/battles/3") == {
-        "X-API-Key": "ak_live_agent",
-        "Authorization": "Bearer BEARER",
-        "X-Agent-Id": "ag-1",
-    }
-    assert tr.headers(agent, tok, NOW)["X-Agent-Id"] == "ag-1"  # path unknown: everything
+    assert tr.headers(agent, tok, NOW, "/api/v1/battles/3") == {"Authorization": "Bearer BEARER", "X-Agent-Id": "ag-1"}
+    assert tr.headers(agent, tok, NOW, "/api/v1/trade/order") == {"X-API-Key": "ak_live_agent"}
+    assert tr.headers(agent, tok, NOW) == {"X-API-Key": "ak_live_agent"}  # no path: the common case
+    assert tr.headers(agent, None, NOW, "/api/v1/agents") == {"X-API-Key": "ak_live_agent"}  # no bearer: the key
+    assert tr.needs_token(agent, None) and tr.needs_token(agent, "/api/v1/agents")  # `keyward token`: the bearer
+    assert not tr.needs_token(agent, tr.common_path)
 
 
 def test_tradeready_refresh_rule() -> None:
@@ -334,7 +403,7 @@ def test_tradeready_login_expiry_is_moved_onto_our_clock() -> None:
         (401, "INVALID_TOKEN", AuthRejected, "keyward login", "/api/v1/agents"),
         (401, "INVALID_TOKEN", AuthRejected, "API secret does not match", "/api/v1/auth/login"),
         (403, "ACCOUNT_SUSPENDED", AuthRejected, "suspended", "/api/v1/account/info"),
-        (403, "PERMISSION_DENIED", AuthRejected, "bearer", "/api/v1/agents"),
+        (403, "PERMISSION_DENIED", AuthRejected, "not this account's", "/api/v1/agents"),
         (404, "ACCOUNT_NOT_FOUND", VenueError, "agent_id", "/api/v1/agents"),
         (503, "SERVICE_UNAVAILABLE", ServerError, "retry later", "/api/v1/account/info"),
     ],
@@ -345,6 +414,49 @@ def test_tradeready_envelope_codes_become_what_to_do(status, code, error, words,
         get_provider("tradeready").raise_for_error(account("tradeready", TR), response(status, body, "https://v.example" + url))
     assert words in str(info.value) and code in str(info.value)
     assert SECRETISH not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "said", "words"),
+    [
+        # the published backend: a wrong secret is INVALID_API_KEY, an unknown key ACCOUNT_NOT_FOUND
+        (401, "INVALID_API_KEY", "API secret is invalid.", "API secret does not match"),
+        (404, "ACCOUNT_NOT_FOUND", "Account not found.", "agent's key cannot log in"),
+        # the seed page: a wrong secret is INVALID_TOKEN
+        (401, "INVALID_TOKEN", "API secret does not match.", "API secret does not match"),
+    ],
+)
+def test_tradeready_login_refusals_name_the_right_cause_and_keep_the_venues_words(status, code, said, words) -> None:
+    body = {"error": {"code": code, "message": said}}
+    url = "https://v.example/api/v1/auth/login"
+    with pytest.raises(VenueError) as info:
+        get_provider("tradeready").raise_for_error(account("tradeready", TR), response(status, body, url))
+    text = f"{info.value} {info.value.hint}"
+    assert words in text and code in text and f"TradeReady says: {said}" in text
+    assert "agent_id" not in text and "does not know" not in text
+
+
+def test_tradeready_fastapi_validation_errors_say_which_field_and_why() -> None:
+    body = {"detail": [{"type": "value_error", "loc": ["body", "email"], "input": "nope",
+                        "msg": "value is not a valid email address: An email address must have an @-sign."}]}
+    with pytest.raises(VenueError) as info:
+        get_provider("tradeready").raise_for_error(
+            account("tradeready", {}), response(422, body, "https://v.example/api/v1/auth/register")
+        )
+    assert "email: value is not a valid email address" in str(info.value) and "VALIDATION_ERROR" in str(info.value)
+    assert "nope" not in str(info.value)  # the input is never echoed
+    # A token-like message is not quoted, whatever the venue sends.
+    odd = {"detail": [{"loc": ["body", "api_secret"], "msg": SECRETISH}]}
+    with pytest.raises(VenueError) as info:
+        get_provider("tradeready").raise_for_error(account("tradeready", TR), response(422, odd))
+    assert "api_secret: invalid" in str(info.value) and SECRETISH not in str(info.value)
+
+
+def test_tradeready_a_venue_message_holding_a_stored_value_is_not_quoted() -> None:
+    body = {"error": {"code": "INVALID_API_KEY", "message": "Key ak_live_1 was refused here"}}
+    with pytest.raises(AuthRejected) as info:
+        get_provider("tradeready").raise_for_error(account("tradeready", TR), response(401, body))
+    assert "ak_live_1" not in str(info.value) and "says" not in str(info.value)
 
 
 def test_tradeready_429_carries_retry_after() -> None:
@@ -366,9 +478,9 @@ def test_every_venue_declares_its_settings_with_valid_defaults() -> None:
         specs = {spec.name: spec for spec in provider.settings}
         assert specs["health_path"].default == provider.health_path
         for spec in specs.values():
-            assert spec.parse(spec.default) == spec.default
-    assert {s.name for s in get_provider("powertrade").settings} == {"token_lifetime_s", "health_path"}
-    assert {s.name for s in get_provider("kiiex").settings} == {"session_idle_s", "oms_id", "health_path"}
+            assert spec.default is None or spec.parse(spec.default) == spec.default
+    assert {s.name for s in get_provider("powertrade").settings} >= {"token_lifetime_s", "health_path", "nonce_unit", "uri"}
+    assert {s.name for s in get_provider("kiiex").settings} >= {"session_idle_s", "oms_id", "health_path", "auth_mode"}
 
 
 @pytest.mark.parametrize("raw", ["0", "86401", "-5", "soon", "1.5", True, None, 3.0])

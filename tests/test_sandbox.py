@@ -142,7 +142,23 @@ def test_powertrade_window_limit_is_inclusive_and_configurable(sb: Sandbox, http
     assert pt_get(http, sb, pt_token(key, iat=clock() - 5, exp=clock() + 295)).status_code == 200
 
 
-def test_powertrade_nonce_must_rise_per_key(sb: Sandbox, http: httpx.Client, clock: FakeClock) -> None:
+def test_powertrade_token_reuse_and_any_integer_nonce_pass_by_default(
+    sb: Sandbox, http: httpx.Client, clock: FakeClock
+) -> None:
+    """No source says a token is single-use or that nonces have a per-key high-water mark
+    (the official connector reuses one token for 270 s)."""
+    key = sb.issue("powertrade")
+    now = clock()
+    token = pt_token(key, iat=now - 5, exp=now + 25, nonce=1000)
+    assert [pt_get(http, sb, token).status_code for _ in range(2)] == [200, 200]
+    assert pt_get(http, sb, pt_token(key, iat=now - 5, exp=now + 25, nonce=999)).status_code == 200
+    assert pt_get(http, sb, pt_token(key, iat=now - 5, exp=now + 25, nonce=1.5)).json()["error"] == "bad_nonce"
+
+
+def test_powertrade_nonce_must_rise_per_key_behind_the_fault_switch(
+    sb: Sandbox, http: httpx.Client, clock: FakeClock
+) -> None:
+    sb.configure(powertrade_nonce_high_water=True)
     key, other = sb.issue("powertrade"), sb.issue("powertrade")
     now = clock()
     token = pt_token(key, iat=now - 5, exp=now + 25, nonce=1000)
@@ -188,24 +204,32 @@ def test_tradeready_register_issues_credentials_once(sb: Sandbox, http: httpx.Cl
 
 
 @pytest.mark.parametrize(
-    ("payload", "status", "code"),
+    ("payload", "field"),
     [
-        ({}, 422, "VALIDATION_ERROR"),
-        ({"display_name": ""}, 422, "VALIDATION_ERROR"),
-        ({"display_name": "x" * 65}, 422, "VALIDATION_ERROR"),
-        ({"display_name": "ok", "email": "not-an-email"}, 422, "VALIDATION_ERROR"),
-        ({"display_name": "ok", "starting_balance": "-1"}, 422, "VALIDATION_ERROR"),
-        ({"display_name": "dup", "email": "Taken@example.com"}, 409, "DUPLICATE_ACCOUNT"),
+        ({}, "display_name"),
+        ({"display_name": "x" * 101}, "display_name"),
+        ({"display_name": "ok", "email": "not-an-email"}, "email"),
+        ({"display_name": "ok", "starting_balance": "-1"}, "starting_balance"),
     ],
 )
-def test_tradeready_register_rejects_bad_input(
-    sb: Sandbox, http: httpx.Client, payload: dict[str, Any], status: int, code: str
+def test_tradeready_register_validation_fails_as_fastapi_does(
+    sb: Sandbox, http: httpx.Client, payload: dict[str, Any], field: str
 ) -> None:
-    sb.issue("tradeready", display_name="first", email="taken@example.com")
+    """The backend's request validation: FastAPI's 422 {"detail": [{loc, msg, type}]}."""
     response = http.post(tr(sb, "/auth/register"), json=payload)
-    assert response.status_code == status
-    assert response.json()["error"]["code"] == code
-    assert response.json()["error"]["message"]
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", field] and problem["msg"] and problem["type"]
+    assert http.post(tr(sb, "/auth/register"), content=b"{nope").json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_tradeready_register_takes_display_names_as_the_backend_does(sb: Sandbox, http: httpx.Client) -> None:
+    """Empty and up to 100 characters (the backend; the seed page says 1-64)."""
+    for name in ("", "x" * 100):
+        assert http.post(tr(sb, "/auth/register"), json={"display_name": name}).status_code == 201
+    sb.issue("tradeready", display_name="first", email="taken@example.com")
+    dup = http.post(tr(sb, "/auth/register"), json={"display_name": "dup", "email": "Taken@example.com"})
+    assert dup.status_code == 409 and dup.json()["error"]["code"] == "DUPLICATE_ACCOUNT"
 
 
 def test_tradeready_in_process_issue_raises_like_the_endpoint(sb: Sandbox) -> None:
@@ -228,21 +252,52 @@ def test_tradeready_login_returns_a_server_signed_one_hour_jwt(sb: Sandbox, http
 
 
 @pytest.mark.parametrize(
-    ("change", "status", "code"),
+    ("change", "status", "code", "message"),
     [
-        ({"api_key": "ak_live_unknown"}, 401, "INVALID_API_KEY"),
-        ({"api_secret": "sk_live_wrong"}, 401, "INVALID_TOKEN"),
-        ({"api_secret": None}, 422, "VALIDATION_ERROR"),
+        # src/api/routes/auth.py: an unknown key (or an agent's) is ACCOUNT_NOT_FOUND, a wrong secret INVALID_API_KEY
+        ({"api_key": "ak_live_unknown"}, 404, "ACCOUNT_NOT_FOUND", "Account not found."),
+        ({"api_key": "agent"}, 404, "ACCOUNT_NOT_FOUND", "Account not found."),
+        ({"api_secret": "sk_live_wrong"}, 401, "INVALID_API_KEY", "API secret is invalid."),
     ],
 )
 def test_tradeready_login_refusals(
-    sb: Sandbox, http: httpx.Client, change: dict[str, Any], status: int, code: str
+    sb: Sandbox, http: httpx.Client, change: dict[str, Any], status: int, code: str, message: str
 ) -> None:
     account = sb.issue("tradeready", display_name="bot")
+    if change.get("api_key") == "agent":
+        change = {"api_key": account["agent_api_key"]}
     payload = {"api_key": account["api_key"], "api_secret": account["api_secret"], **change}
-    response = http.post(tr(sb, "/auth/login"), json={k: v for k, v in payload.items() if v is not None})
+    response = http.post(tr(sb, "/auth/login"), json=payload)
     assert response.status_code == status
-    assert response.json()["error"]["code"] == code
+    assert response.json()["error"] == {"code": code, "message": message}
+    assert "X-RateLimit-Limit" not in response.headers  # none on auth failures
+
+
+def test_tradeready_wrong_secret_code_follows_the_seed_page_when_switched(sb: Sandbox, http: httpx.Client) -> None:
+    account = sb.issue("tradeready", display_name="bot")
+    sb.configure(tradeready_wrong_secret_code="INVALID_TOKEN")
+    response = http.post(tr(sb, "/auth/login"), json={"api_key": account["api_key"], "api_secret": "sk_live_wrong"})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "INVALID_TOKEN"
+    with pytest.raises(ValueError):
+        sb.configure(tradeready_wrong_secret_code="WRONG")
+
+
+def test_tradeready_login_missing_fields_fail_as_fastapi_does(sb: Sandbox, http: httpx.Client) -> None:
+    response = http.post(tr(sb, "/auth/login"), json={"api_key": "ak_live_x"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [{"type": "missing", "loc": ["body", "api_secret"], "msg": "Field required"}]
+
+
+def test_tradeready_login_limit_per_client_ip_when_switched_on(sb: Sandbox, http: httpx.Client, clock: FakeClock) -> None:
+    """One version of the backend limits /auth/* per client IP (5 logins a minute)."""
+    account = sb.issue("tradeready", display_name="bot")
+    sb.configure(tradeready_auth_limit_per_min=5)
+    body = {"api_key": account["api_key"], "api_secret": account["api_secret"]}
+    assert [http.post(tr(sb, "/auth/login"), json=body).status_code for _ in range(6)] == [200] * 5 + [429]
+    refused = http.post(tr(sb, "/auth/login"), json=body)
+    assert refused.headers["Retry-After"] == "60" and refused.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+    clock.advance(60)
+    assert http.post(tr(sb, "/auth/login"), json=body).status_code == 200
 
 
 def test_tradeready_account_endpoints_take_key_or_bearer(sb: Sandbox, http: httpx.Client) -> None:
@@ -261,8 +316,10 @@ def test_tradeready_account_endpoints_take_key_or_bearer(sb: Sandbox, http: http
         tr(sb, "/account/info"), headers={"Authorization": f"Bearer {token}", "X-Agent-Id": account["agent_id"]}
     )
     assert scoped.json()["agent_id"] == account["agent_id"]
+    # An unknown X-Agent-Id beside a bearer is ignored, as the backend's get_current_agent does.
     unknown = http.get(tr(sb, "/account/info"), headers={"Authorization": f"Bearer {token}", "X-Agent-Id": "nope"})
-    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "ACCOUNT_NOT_FOUND"
+    assert unknown.status_code == 200 and "agent_id" not in unknown.json()
+    assert by_jwt.json()["balances"][0]["total"] == "10000.00000000"  # the backend's 8 decimals
 
 
 def test_tradeready_refuses_bad_keys_and_expired_or_forged_jwts(
@@ -291,14 +348,18 @@ def test_tradeready_jwt_lifetime_is_configurable(sb: Sandbox, http: httpx.Client
     assert http.get(tr(sb, "/account/info"), headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
-def test_tradeready_agents_need_a_jwt_and_regenerating_kills_the_old_key(sb: Sandbox, http: httpx.Client) -> None:
+def test_tradeready_agents_take_any_credential_and_regenerating_kills_the_old_key(sb: Sandbox, http: httpx.Client) -> None:
     account = sb.issue("tradeready", display_name="bot")
-    denied = http.get(tr(sb, "/agents"), headers={"X-API-Key": account["api_key"]})
-    assert denied.status_code == 403 and denied.json()["error"]["code"] == "PERMISSION_DENIED"
+    # The backend: /agents takes the account key and an agent's key too, not only the bearer.
+    for key in (account["api_key"], account["agent_api_key"]):
+        assert http.get(tr(sb, "/agents"), headers={"X-API-Key": key}).status_code == 200
+    nobody = http.get(tr(sb, "/agents"))
+    assert nobody.status_code == 401 and nobody.json()["error"]["code"] == "INVALID_API_KEY"
     bearer = {"Authorization": f"Bearer {tr_login(http, sb, account)}"}
 
-    listed = http.get(tr(sb, "/agents"), headers=bearer).json()["agents"]
-    assert [a["agent_id"] for a in listed] == [account["agent_id"]]
+    body = http.get(tr(sb, "/agents"), headers=bearer).json()
+    assert [a["id"] for a in body["agents"]] == [account["agent_id"]] and body["total"] == 1
+    assert body["agents"][0]["api_key_preview"] == account["agent_api_key"][:12] + "..."
     created = http.post(tr(sb, "/agents"), headers=bearer, json={"display_name": "second"})
     assert created.status_code == 201 and created.json()["api_key"].startswith("ak_live_")
     assert len(http.get(tr(sb, "/agents"), headers=bearer).json()["agents"]) == 2
@@ -314,6 +375,9 @@ def test_tradeready_agents_need_a_jwt_and_regenerating_kills_the_old_key(sb: San
     assert http.get(tr(sb, "/account/info"), headers={"X-API-Key": new_key}).status_code == 200
     missing = http.post(tr(sb, "/agents/no-such-agent/regenerate-key"), headers=bearer)
     assert missing.status_code == 404
+    other = sb.issue("tradeready", display_name="other")
+    foreign = http.post(tr(sb, f"/agents/{other['agent_id']}/regenerate-key"), headers=bearer)
+    assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "PERMISSION_DENIED"  # not your agent
 
 
 def test_tradeready_rate_limit_429_then_recovers_after_the_window(
@@ -331,11 +395,14 @@ def test_tradeready_rate_limit_429_then_recovers_after_the_window(
     error = refused.json()["error"]
     assert error["code"] == "RATE_LIMIT_EXCEEDED"
     assert error["details"] == {"limit": 3, "window_seconds": 60.0, "retry_after_seconds": 60}
-    # The window is per key: the agent's key is untouched.
-    assert http.get(tr(sb, "/account/info"), headers={"X-API-Key": account["agent_api_key"]}).status_code == 200
-    # /auth/* is never limited.
-    for _ in range(5):
-        tr_login(http, sb, account)
+    # The window is per account (the backend): the agent's key and the bearer share it.
+    assert http.get(tr(sb, "/account/info"), headers={"X-API-Key": account["agent_api_key"]}).status_code == 429
+    # /auth/* is not limited (by default: see tradeready_auth_limit_per_min).
+    for _ in range(6):
+        token = tr_login(http, sb, account)
+    assert http.get(tr(sb, "/account/info"), headers={"Authorization": f"Bearer {token}"}).status_code == 429
+    other = sb.issue("tradeready", display_name="other")
+    assert http.get(tr(sb, "/account/info"), headers={"X-API-Key": other["api_key"]}).status_code == 200
     clock.advance(60)
     assert http.get(tr(sb, "/account/info"), headers=headers).status_code == 200
 
@@ -539,6 +606,28 @@ def test_kiiex_any_signed_nonce_is_accepted(sb: Sandbox, http: httpx.Client) -> 
     creds = sb.issue("kiiex")
     fresh = {**creds, "Nonce": "42"}
     assert http.post(kx(sb, "/AuthenticateUser"), headers=kx_headers(fresh)).json()["Authenticated"] is True
+
+
+def test_kiiex_private_calls_take_the_four_signed_headers_as_ccxts_ndax_sends_them(sb: Sandbox, http: httpx.Client) -> None:
+    """Per-request signing on the APEX gateway: no AuthenticateUser, no session."""
+    creds = sb.issue("kiiex")
+    signed = kx_headers(creds, kx_signature(creds, "1800000000001")) | {"Nonce": "1800000000001"}
+    query = {"omsId": 1, "UserId": creds["UserId"]}
+    for method in ("GET", "POST"):
+        response = http.request(method, kx(sb, "/GetUserAccounts"), headers=signed, params=query)
+        assert response.status_code == 200 and response.json() == [int(creds["UserId"]) + 5000]
+        assert "X-RateLimit-Remaining" in response.headers
+    bad = {**signed, "Signature": "0" * 64}
+    assert http.get(kx(sb, "/GetUserAccountInfos"), headers=bad).json()["errorcode"] == 20
+    assert sb.kiiex_attempts(creds["UserId"]) == 0
+    for _ in range(6):  # failed signed calls do not count towards the lock-out (no source says so)
+        http.get(kx(sb, "/GetUserAccounts"), headers=bad)
+    assert http.post(kx(sb, "/AuthenticateUser"), headers=kx_headers(creds)).status_code == 200
+
+
+def test_kiiex_session_token_is_accepted_as_ccxts_aptoken_header(sb: Sandbox, http: httpx.Client) -> None:
+    token = kx_login(http, sb, sb.issue("kiiex"))
+    assert http.get(kx(sb, "/GetUserAccounts"), headers={"APToken": token}).status_code == 200
 
 
 def test_kiiex_locks_after_five_failures_until_unlocked(sb: Sandbox, http: httpx.Client) -> None:

@@ -59,6 +59,15 @@ def test_issue_store_authenticate_and_call_a_private_endpoint(venue, ops, servic
     assert acct.health.ok and acct.rate_limit is not None and acct.rate_limit.remaining is not None
     assert acct.history and acct.history[-1] == acct.rate_limit.remaining
     assert ("check", "ok") in audit_of(service, "acct") and ("mint", "ok") in audit_of(service, "acct")
+    if venue == "tradeready":
+        # The common case is an X-API-Key call: no login.  /agents takes the bearer alone.
+        assert set(creds.headers) == {"X-API-Key"} and acct.token is None
+        assert ("login", "ok") not in audit_of(service, "acct")
+        creds = ops.headers("acct", "/api/v1/agents")
+        assert set(creds.headers) == {"Authorization", "X-Agent-Id"}
+        with make_client() as http:
+            assert http.get(creds.base_url + "/api/v1/agents", headers=creds.headers).status_code == 200
+        acct = service.get("acct")
     if venue in ("tradeready", "kiiex"):
         assert acct.token is not None and acct.token.kind == ("bearer" if venue == "tradeready" else "session")
         assert ("login", "ok") in audit_of(service, "acct")
@@ -179,7 +188,7 @@ def test_tradeready_tampered_bearer_is_refused_and_the_api_relogs_once(ops, serv
         a.token = Token(a.token.value[:-2] + "xx", a.token.issued_at, a.token.expires_at, "bearer")
 
     ops._change("tr", tamper)
-    creds = ops.headers("tr")
+    creds = ops.headers("tr", "/api/v1/agents")
     with make_client() as http:
         r = http.get(creds.base_url + "/api/v1/agents", headers=creds.headers)
     assert r.status_code == 401
@@ -215,9 +224,14 @@ def test_hyper_wrong_jwt_key_is_refused(ops, sandbox, sandbox_account) -> None:
 
 
 def test_hyper_organisation_mode(ops, sandbox, sandbox_account) -> None:
-    sandbox_account("hypersolutions", "org", organization=True)
+    sandbox_account("hypersolutions", "org", organization=True)  # api key, JWT key, app key and secret
     assert ops.check("org").ok
-    assert set(ops.headers("org").headers) == {"x-api-key", "x-app-key", "x-app-signature"}
+    assert set(ops.headers("org").headers) == {"x-api-key", "x-signature", "x-app-key", "x-app-signature"}
+    issued = sandbox.issue("hypersolutions", organization=True, require_signature=False)
+    sandbox_account("hypersolutions", "org-only", fields={k: issued[k] for k in ("api_key", "app_key", "app_secret")})
+    assert ops.check("org-only").ok
+    assert set(ops.headers("org-only").headers) == {"x-api-key", "x-app-key", "x-app-signature"}
+    assert any("without a JWT key" in line for line in ops.doctor("org-only"))
 
 
 def test_hyper_quota_is_recorded_as_rate_limit(ops, service, sandbox, sandbox_account) -> None:
@@ -462,7 +476,7 @@ def test_a_health_path_that_would_leave_the_venue_is_refused_before_sending(ops,
 def test_settings_are_validated_and_change_what_is_minted(ops, service, sandbox, sandbox_account) -> None:
     sandbox_account("powertrade", "pt")
     names = [spec.name for spec, _ in ops.settings("pt")]
-    assert names == ["token_lifetime_s", "health_path"]
+    assert names[:4] == ["token_lifetime_s", "health_path", "nonce_unit", "uri"]
     with pytest.raises(InputError, match="whole number of seconds"):
         ops.set_setting("pt", "token_lifetime_s", "soon")
     with pytest.raises(InputError, match="no setting 'session_idle_s'"):
@@ -603,3 +617,90 @@ def test_powertrade_check_resends_once_when_another_client_raced_its_nonce(ops, 
     seen.clear()
     health = ops.check("pt")  # raced twice: reported, not resent again
     assert not health.ok and "replayed_nonce" in health.message and len(seen) == 2
+
+
+# --- Kiiex signed mode (ccxt's ndax: the four headers on every request) ---------------------
+
+
+def test_kiiex_signed_mode_end_to_end_never_calls_authenticate_user(ops, service, sandbox, sandbox_account) -> None:
+    acct = sandbox_account("kiiex", "kx")
+    assert ops.set_setting("kx", "auth_mode", "signed") == []
+    user_id = acct.fields["user_id"]
+    assert ops.check("kx").ok
+    creds = ops.headers("kx")
+    assert set(creds.headers) == {"APIKey", "Signature", "UserId", "Nonce"} and creds.token is None
+    with make_client() as http:
+        for _ in range(3):
+            fresh = ops.headers("kx").headers
+            assert http.post(creds.base_url + "/GetUserAccountInfos", headers=fresh).status_code == 200
+    env = ops.exec_env("kx")
+    assert set(__import__("json").loads(env["KEYWARD_HEADERS"])) == {"APIKey", "Signature", "UserId", "Nonce"}
+    with vault.client("kx", ops=ops) as client:
+        assert [client.post("/GetUserAccounts").status_code for _ in range(3)] == [200, 200, 200]
+    with pytest.raises(InputError, match="signed headers"):
+        ops.login("kx")
+    assert sandbox.kiiex_attempts(user_id) == 0  # no AuthenticateUser: nothing to lock out
+    assert ("login", "ok") not in audit_of(service, "kx") and service.get("kx").token is None
+    doctor = ops.doctor("kx")
+    assert any(line.startswith("info: signed mode") for line in doctor)
+    assert any("signed-mode risk" in line for line in doctor)
+    assert not any("lock-out risk" in line or "no session cached" in line for line in doctor)
+    assert sandbox.kiiex_attempts(user_id) == 0
+
+
+def test_kiiex_signed_mode_with_a_wrong_secret_is_refused_and_locks_nothing(ops, sandbox, sandbox_account) -> None:
+    issued = sandbox_fields_kiiex(sandbox)
+    sandbox_account("kiiex", "kx", fields=issued | {"api_secret": "0" * 32}, settings={"auth_mode": "signed"})
+    health = ops.check("kx")
+    assert not health.ok and health.status == 401 and "signed request" in health.message
+    assert sandbox.kiiex_attempts(issued["user_id"]) == 0
+
+
+def sandbox_fields_kiiex(sandbox) -> dict[str, str]:
+    from .conftest import sandbox_fields
+
+    return sandbox_fields(sandbox, "kiiex")
+
+
+# --- TradeReady: a 429 at login, and rotation with a cached bearer -------------------------
+
+
+def test_tradeready_429_at_login_is_reported_once_and_the_cached_bearer_kept(service, sandbox, sandbox_account) -> None:
+    """One version of the backend limits logins per client IP: a 429 there is reported
+    with its wait, never retried in a loop, and a cached bearer is used while valid."""
+    import io
+
+    sandbox_account("tradeready", "tr")
+    notes: list[str] = []
+    slept: list[float] = []
+    now = {"t": time.time()}
+    ops = VenueOps(service, clock=lambda: now["t"], notify=notes.append, sleep=slept.append)
+    sandbox.configure(tradeready_auth_limit_per_min=1)
+    first = ops.headers("tr", "/api/v1/agents").token  # the one login this minute
+    sandbox.access_log = io.StringIO()
+    now["t"] = first.expires_at - 120  # inside the refresh margin: keyward tries a fresh login
+    creds = ops.headers("tr", "/api/v1/agents")
+    assert creds.token.value == first.value  # the cached bearer, still valid, keeps working
+    assert any("rate-limited" in n and "retry in" in n and "cached bearer" in n for n in notes)
+    assert sandbox.access_log.getvalue().count("POST /tradeready/api/v1/auth/login 429") == 1 and slept == []
+    now["t"] = first.expires_at + 1  # no valid bearer left: the 429 is the answer, with its wait
+    from vault.core.errors import RateLimited
+
+    with pytest.raises(RateLimited) as info:
+        ops.headers("tr", "/api/v1/agents")
+    assert info.value.retry_after is not None and "retry in" in info.value.hint
+    assert sandbox.access_log.getvalue().count("auth/login") == 2 and slept == []  # one attempt each time
+    ops.close()
+
+
+def test_tradeready_rotate_uses_the_cached_bearer_instead_of_logging_in(service, sandbox, sandbox_account) -> None:
+    from vault.ops.rotation import Rotation
+
+    sandbox_account("tradeready", "bot")
+    with VenueOps(service, notify=lambda m: None) as ops:
+        ops.login("bot")
+        logins = audit_of(service, "bot").count(("login", "ok"))
+        for _ in range(3):  # the backend allows 5 logins a minute per IP: rotations must not spend them
+            result = Rotation(service, ops.check).regenerate_tradeready("bot")
+            assert result.ok, result.message
+        assert audit_of(service, "bot").count(("login", "ok")) == logins

@@ -380,7 +380,7 @@ class VenueOps(AccountChanges, VaultReads):
                 raise
             if cached.expires_at <= now:
                 raise
-            self.notify(f"warning: {err}; {err.hint}. Using the cached {cached.kind} of {acct.label} until {iso(cached.expires_at)}")
+            self.notify(f"warning: {err}. Using the cached {cached.kind} of {acct.label} until {iso(cached.expires_at)}")
             return cached
 
     def _login(self, acct: Account, provider: Any, now: float, *, explicit: bool, force: bool = True) -> Token:

@@ -4,6 +4,12 @@ Signature = lowercase hex HMAC-SHA256(key=APISecret, msg=Nonce + UserId + APIKey
 who fails ``kiiex_lockout_after`` logins in a row is locked until an administrator unlocks
 it, which is why clients must never retry ``AuthenticateUser`` on their own.  A session
 lives ``kiiex_session_idle_s`` after its last use, and only for the IP address that opened it.
+
+Private calls take the session (``aptoken``, any case: ccxt sends ``APToken``) or, as ccxt's
+``ndax`` sends them on the same APEX gateway, the four headers ``APIKey``, ``Signature``,
+``UserId`` and ``Nonce`` on the request itself.  No source states a nonce rule for those:
+any non-empty nonce is accepted, and failed signed requests do not count towards the
+lock-out (no source says they do).
 """
 
 from __future__ import annotations
@@ -233,7 +239,22 @@ class KiiexHandler(VenueHandler):
         session.last_used = self.now()  # every use slides the idle timeout
         return token, session
 
+    def _signed_user(self, request: Request) -> User | None:
+        """The user a request's own four HMAC headers prove (ccxt's ndax), if they do."""
+        creds = {name: (request.header(name) or "").strip() for name in _CREDENTIAL_FIELDS}
+        user = self._user(creds["UserId"])
+        if user is None or user.locked or not creds["Nonce"]:
+            return None
+        expected = expected_signature(user.api_secret, creds["Nonce"], creds["UserId"], user.api_key)
+        key_ok = hmac.compare_digest(creds["APIKey"].encode(), user.api_key.encode())
+        return user if key_ok and hmac.compare_digest(creds["Signature"].encode(), expected.encode()) else None
+
     def _private(self, request: Request, body: Callable[[User], Any]) -> Response:
+        if request.header("aptoken") is None and request.header("Signature") is not None:
+            signed = self._signed_user(request)
+            if signed is None:
+                return self._not_authorized()
+            return self.metered(signed.api_key, lambda: Response(200, body(signed)))
         found = self._session(request)
         if found is None:
             return self._not_authorized()

@@ -2,8 +2,13 @@
 
 The server keeps only public keys.  A token must satisfy what the REST reference states:
 header alg ES256, claims ``sub`` (the api key), ``iat``, ``exp``, ``client == "api"``,
-``iat <= now <= exp`` by the server's clock, ``exp - iat`` no longer than the allowed window,
-and an optional ``nonce`` that must rise strictly per api key (replay protection).
+``iat <= now <= exp`` by the server's clock, ``exp - iat`` no longer than the allowed window
+(``powertrade_max_window_s``: 30 s as the REST reference says; the support page's examples
+use 60 s and 10 days, the official connector 300 s), and an optional integer ``nonce``.
+
+No source says a token is single-use or that the venue keeps a per-key high-water mark
+of nonces (the official connector reuses one token for 270 s): that check is the fault
+switch ``powertrade_nonce_high_water``, off by default.  ``uri`` is ignored.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ _MESSAGES = {
     "window_too_long": "exp - iat exceeds the allowed window.",
     "not_yet_valid": "iat is in the future by the server's clock.",
     "expired": "exp is in the past by the server's clock.",
-    "bad_nonce": "nonce must be a number.",
+    "bad_nonce": "nonce must be an integer.",
     "replayed_nonce": "nonce is not greater than the last one accepted for this key.",
 }
 
@@ -125,12 +130,13 @@ class PowerTradeHandler(VenueHandler):
             return self._refuse("expired")
         if "nonce" in claims:
             nonce = claims["nonce"]
-            if not _is_number(nonce):
+            if not _is_number(nonce) or nonce != int(nonce):  # "monotonically increasing integer number"
                 return self._refuse("bad_nonce")
-            if api_key in self._last_nonce and nonce <= self._last_nonce[api_key]:
-                return self._refuse("replayed_nonce")
-            # Recorded only once every other check passed, so a refused token burns nothing.
-            self._last_nonce[api_key] = nonce
+            if self.config.powertrade_nonce_high_water:
+                if api_key in self._last_nonce and nonce <= self._last_nonce[api_key]:
+                    return self._refuse("replayed_nonce")
+                # Recorded only once every other check passed, so a refused token burns nothing.
+                self._last_nonce[api_key] = nonce
         return api_key
 
     def _private(self, request: Request, body: dict[str, Any]) -> Response:

@@ -37,8 +37,12 @@ MAX_BODY_BYTES = 1 << 20
 # --- configuration -------------------------------------------------------------------
 
 
+_ACCESS_LOG_LOCK = threading.Lock()  # one access-log line at a time, from any handler thread
+
 # Lower bounds of the numeric settings (0 unless named; clock_offset_s has none).
 _MINIMUM = {"rate_window_s": 0.001, "kiiex_lockout_after": 1, "kiiex_session_idle_s": 1, "tradeready_jwt_lifetime_s": 1}
+# String settings that take one of a few values.
+_CHOICES = {"tradeready_wrong_secret_code": ("INVALID_API_KEY", "INVALID_TOKEN")}
 
 
 @dataclass
@@ -63,6 +67,10 @@ class SandboxConfig:
     hyper_quota: int = 1000
     # Fault switches: rules no published source states, off by default (docs/sandbox.md).
     hyper_max_signature_ahead_s: int = 0  # refuse a Hyper signature whose exp lies further ahead; 0 = off
+    powertrade_nonce_high_water: bool = False  # refuse a nonce not above the last accepted for the key (reuse too)
+    # Where sources conflict: the value the sandbox follows by default, the other selectable.
+    tradeready_wrong_secret_code: str = "INVALID_API_KEY"  # the backend; "INVALID_TOKEN" is the seed page's
+    tradeready_auth_limit_per_min: int = 0  # /auth/login and /auth/register per client IP; 0 = exempt
 
     def public_fields(self) -> dict[str, Any]:
         """The JSON-settable fields (everything but the clock function) and their values."""
@@ -88,6 +96,8 @@ class SandboxConfig:
                 raise ValueError(f"{name} must be at least {_MINIMUM.get(name, 0)}")
             if expected is str and not value:
                 raise ValueError(f"{name} must not be empty")
+            if name in _CHOICES and value not in _CHOICES[name]:
+                raise ValueError(f"{name} must be one of {', '.join(_CHOICES[name])}")
         for name, value in changes.items():
             setattr(self, name, float(value) if type(current[name]) is float else value)
 
@@ -370,7 +380,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         log = self.server.sandbox.access_log
         if log is not None:
             path = urlsplit(self.path).path  # never the query: it may carry a token
-            print(f"{self.command} {path} {code}", file=log, flush=True)
+            # One write of the whole line, under a lock: print() writes the text and its
+            # newline separately, so two handler threads ran their lines together.
+            with _ACCESS_LOG_LOCK:
+                log.write(f"{self.command} {path} {code}\n")
+                log.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         # The stdlib default writes the full request line (query strings included) to stderr.
@@ -555,6 +569,14 @@ def describe(sandbox: Sandbox) -> Iterator[str]:
     for venue in sandbox.venues:
         yield f"  {venue:<15} {sandbox.base_url(venue)}"
     yield f"  config          {sandbox.url}/_sandbox/config  (GET to read, POST JSON to change)"
+    yield "Credentials, shown once as each venue's web page would (docs/sandbox.md):"
+    for venue in sandbox.venues:
+        base = sandbox.base_url(venue)
+        if venue == "tradeready":  # its registration API issues them
+            yield f"  keyward register tradeready LABEL --display-name NAME --base-url {base}"
+        else:
+            yield (f"  curl -s -X POST {base}/_sandbox/api-keys | "
+                   f"keyward capture {venue} LABEL --base-url {base} --file -")
     yield "Press Ctrl-C to stop."
 
 

@@ -36,16 +36,21 @@ class SettingSpec:
     """A per-account setting (`keyward setting LABEL NAME VALUE`): never a secret."""
 
     name: str
-    kind: str  # "seconds", "int" or "path"
+    kind: str  # "seconds", "int", "path", "choice" (one of `choices`) or "uri" (an absolute URI, may be unset)
     default: Any
     help: str
     minimum: int = 1
     maximum: int = 86400
+    choices: tuple[str, ...] = ()
 
     def parse(self, raw: Any) -> Any:
         """The validated value, from the command line's text or a Python value."""
         if self.kind == "path":
             return checked_path(raw, self.name)
+        if self.kind == "choice":
+            return checked_choice(raw, self.name, self.choices)
+        if self.kind == "uri":
+            return checked_uri(raw, self.name)
         if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
             raw = int(raw.strip())
         if isinstance(raw, bool) or not isinstance(raw, int) or not self.minimum <= raw <= self.maximum:
@@ -81,6 +86,36 @@ def checked_path(value: Any, name: str = "health_path") -> str:
             hint="e.g. /v1/position/funds; the account's base URL comes before it",
         )
     return value
+
+
+def checked_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, exactly.  Settings travel in bundles, so this is checked on use too."""
+    if not isinstance(value, str) or value.strip() not in choices:
+        raise InputError(f"{name} must be one of: {', '.join(choices)}", hint=f"e.g. `keyward setting LABEL {name} {choices[0]}`")
+    return value.strip()
+
+
+def checked_uri(value: Any, name: str) -> str:
+    """An absolute https:// or wss:// URI of at most 512 printable characters: it goes into
+    a signed claim, never into a request line."""
+    from urllib.parse import urlsplit
+
+    ok = isinstance(value, str) and 0 < len(value) <= 512 and all(33 <= ord(c) < 127 for c in value)
+    if ok:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("https", "wss") and bool(parts.hostname)
+    if not ok:
+        raise InputError(
+            f"{name} must be an absolute https:// or wss:// URI (no spaces)",
+            hint=f"e.g. wss://api.wss.prod.power.trade; `keyward setting LABEL {name} --unset` removes it",
+        )
+    return value
+
+
+def setting(account: Account, spec: SettingSpec) -> Any:
+    """The account's value of `spec` (validated again: settings travel in bundles), else its default."""
+    value = account.settings.get(spec.name)
+    return spec.default if value in (None, "") else spec.parse(value)
 
 
 def health_path(account: Account, default: str) -> str:

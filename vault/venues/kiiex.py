@@ -1,4 +1,5 @@
-"""Kiiex on AlphaPoint APEX: HMAC-SHA256 signature, AuthenticateUser, then an aptoken session.
+"""Kiiex on AlphaPoint APEX: HMAC-SHA256 signature, AuthenticateUser, then an aptoken session;
+or, in signed mode, the four HMAC headers on every request.
 
 Signature = lowercase hex HMAC-SHA256(key=api_secret, msg=nonce + user_id + api_key).
 `POST {base}/AuthenticateUser` carries APIKey, Signature, UserId and Nonce as headers and
@@ -9,6 +10,13 @@ Several failed logins in a row lock the user until an administrator unlocks it. 
 login is attempted at most once per call, never retried, and after a failure keyward
 refuses to log in on its own again (see vault.ops.venue_ops) until the user runs `keyward login`.
 A session lives one hour after its last use, and only from the IP address that opened it.
+
+Signed mode (`keyward setting LABEL auth_mode signed`) does what ccxt's `ndax` does on the
+same APEX gateway: every private request carries `APIKey`, `Signature`, `UserId` and a
+fresh millisecond `Nonce` (strictly increasing within this process), and AuthenticateUser
+is never called, so no check can count towards the lock-out.  The risk instead: those four
+headers authenticate a request on their own, with no documented expiry or nonce check, so
+printed headers are a credential; and Kiiex's own page documents only the session flow.
 """
 
 from __future__ import annotations
@@ -17,9 +25,9 @@ import hashlib
 import hmac
 from typing import TYPE_CHECKING, Any, Mapping
 
-from vault.core.errors import AccountLockedOut, AuthRejected, InvalidCredential, SecondFactorRequired, VenueError
+from vault.core.errors import AccountLockedOut, AuthRejected, InputError, InvalidCredential, SecondFactorRequired, VenueError
 from vault.net.http import Sender, generic_error, header_rate_limit, json_body
-from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields, setting
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -38,6 +46,40 @@ _APEX_CODES = {20: "Not Authorized", 100: "Invalid Response", 101: "Operation Fa
 def signature(api_secret: str, nonce: str, user_id: str, api_key: str) -> str:
     """The AuthenticateUser signature: 64 lowercase hex characters."""
     return hmac.new(api_secret.encode(), (nonce + user_id + api_key).encode(), hashlib.sha256).hexdigest()
+
+
+AUTH_MODES = ("session", "signed")
+
+
+def signed_headers(account: Account, nonce: str) -> dict[str, str]:
+    """The four headers of a signed request (ccxt's ndax `sign`), for one nonce."""
+    f = account.fields
+    return {
+        "Nonce": nonce,
+        "APIKey": f["api_key"],
+        "Signature": signature(f["api_secret"], nonce, f["user_id"], f["api_key"]),
+        "UserId": f["user_id"],
+    }
+
+
+class _Nonces:
+    """Millisecond nonces that rise strictly per API key within this process."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._last: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def next(self, key: str, now: float) -> int:
+        ms = int(now * 1000)
+        with self._lock:
+            ms = max(ms, self._last.get(key, 0) + 1)
+            self._last[key] = ms
+            return ms
+
+
+NONCES = _Nonces()
 
 
 def lower_keys(body: Any) -> dict[str, Any]:
@@ -65,6 +107,12 @@ class Kiiex:
         SettingSpec("session_idle_s", "seconds", SESSION_IDLE_S, "how long a session lives after its last use"),
         SettingSpec("oms_id", "int", 1, "the OMSId sent with the health call", maximum=1_000_000),
         SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /GetUserAccountInfos)"),
+        SettingSpec(
+            "auth_mode", "choice", "session",
+            "session: AuthenticateUser once, then aptoken (the seed page's flow); signed: the four HMAC headers "
+            "on every request with a fresh nonce, no login (as ccxt's ndax does)",
+            choices=AUTH_MODES,
+        ),
         *MONITOR_SETTINGS,
     )
     locks_out = True  # failed logins count towards a lock-out: vault.ops.venue_ops never retries them
@@ -89,8 +137,11 @@ class Kiiex:
         life = self.lifetime(account) if account is not None else SESSION_IDLE_S
         return token.expires_at - now > min(REFRESH_MARGIN_S, life / 4)
 
+    def signed(self, account: Account) -> bool:
+        return setting(account, next(s for s in self.settings if s.name == "auth_mode")) == "signed"
+
     def needs_token(self, account: Account, path: str | None) -> bool:
-        return True
+        return not self.signed(account)  # signed mode: no session, so no login
 
     def mint(self, account: Account, now: float, cache: Any = None) -> None:
         return None  # the signature is not a token: it only opens a session
@@ -111,6 +162,11 @@ class Kiiex:
 
     def login(self, account: Account, client: httpx.Client, now: float, sender: Sender | None = None) -> Token:
         """One AuthenticateUser attempt.  Never retried, not even after a 429 or a 5xx."""
+        if self.signed(account):
+            raise InputError(
+                f"{account.label!r} is in signed mode: it never logs in, every request carries signed headers",
+                hint=f"use `keyward headers {account.label}`, or `keyward setting {account.label} auth_mode session`",
+            )
         sender = sender or Sender()
         headers, body = self.login_request(account)
         response = sender.send(
@@ -157,6 +213,8 @@ class Kiiex:
         return Token(value=token, issued_at=now, expires_at=now + self.lifetime(account), kind="session")
 
     def headers(self, account: Account, token: Token | None, now: float, path: str | None = None) -> dict[str, str]:
+        if self.signed(account):
+            return signed_headers(account, str(NONCES.next(account.fields["api_key"], now)))
         return {"aptoken": token.value} if token is not None else {}
 
     def exec_env(self, account: Account, token: Token | None) -> dict[str, str]:
@@ -187,6 +245,16 @@ class Kiiex:
         if response.is_success and not isinstance(errorcode, int):
             return
         code = f"APEX {errorcode} {_APEX_CODES[errorcode]}" if errorcode in _APEX_CODES else None
+        if (status in (401, 403) or errorcode == 20) and self.signed(account):
+            raise AuthRejected(
+                f"Kiiex refused the signed request of {label!r} (HTTP {status}{', ' + code if code else ''})",
+                hint=(
+                    "check api_key, api_secret and user_id (`keyward doctor " + label + "`); if Kiiex's proxy does not "
+                    f"take per-request signing, `keyward setting {label} auth_mode session`"
+                ),
+                status=status,
+                code=code,
+            )
         if status in (401, 403) or errorcode == 20:
             raise AuthRejected(
                 f"Kiiex refused the session of {label!r} (HTTP {status}{', ' + code if code else ''})",
@@ -216,6 +284,21 @@ class Kiiex:
         out.append(f"ok: signature computed over nonce + user_id + api_key ({len(sig)} hex characters)")
         if any(c.isspace() for c in f["api_secret"] + f["nonce"] + f["api_key"]):
             out.append("problem: a credential contains whitespace: paste it again")
+        try:
+            signed = self.signed(account)
+        except InputError as err:
+            return [*out, f"problem: {err}"]
+        if signed:
+            out.append(
+                "info: signed mode: every request carries APIKey, Signature, UserId and a fresh millisecond Nonce, "
+                "as ccxt's ndax does; AuthenticateUser is never called, so checks cannot lock the user out"
+            )
+            out.append(
+                "warning: signed-mode risk: the four headers authenticate a request on their own (no documented "
+                "expiry or nonce check), so printed headers are as sensitive as the secret; and Kiiex documents "
+                f"only the session flow: if its proxy refuses signed requests, `keyward setting {account.label} "
+                "auth_mode session`"
+            )
         return out
 
     def warnings(self, account: Account) -> list[str]:

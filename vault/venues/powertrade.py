@@ -1,11 +1,21 @@
 """PowerTrade: an ES256 JWT signed with the account's EC P-256 key, sent as X-Power-Trade.
 
 Claims, exactly as the REST reference states: `sub` = api key, `iat`, `exp`, `client` =
-"api" and a rising `nonce` (milliseconds).  The server checks `iat <= now <= exp` and
+"api", a rising `nonce`, and the optional `uri` (a per-account setting; the websocket
+login's `credentials_secret` lists it).  The server checks `iat <= now <= exp` and
 wants `exp - iat` within 30 s, recommending `iat = now - 5`: the token is back-dated 5 s
 (tolerating a server clock slightly behind ours) and lives `token_lifetime_s` (default
 30) from its iat.  The support page's examples use 60 s or even 10 days; a longer window
 is allowed as a per-account setting but warned about.
+
+The nonce is Unix seconds by default (`nonce_unit s`), as in the support page's
+jsrsasign example, the api-docs' Go example and the official hummingbot connector; the
+docs call it a "monotonically increasing integer; usually a timestamp".  Should the venue
+keep a per-key high-water mark, a millisecond nonce would lock every seconds-based
+client on that key out for good, while a seconds nonce never overtakes a millisecond
+one.  Either way it rises strictly per key: within this process, and past the nonce of
+the account's last token saved in the vault.  `nonce_unit ms` is there for keys that no
+seconds-based client shares and that sign more than one request a second.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from vault.core.errors import InputError, InvalidCredential
 from vault.net.http import generic_error, header_rate_limit, safe_code
 from vault.core.model import Token
 from vault.core.pem import normalize_ec_p256_private_key
-from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields
+from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields, setting
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -43,21 +53,44 @@ _HINTS = {
 }
 
 
+NONCE_UNITS = ("s", "ms")
+
+
 class NonceSource:
-    """Millisecond timestamps that rise strictly within this process, even when two
-    tokens are minted in the same millisecond or the clock steps back."""
+    """Timestamps (milliseconds, or seconds) that rise strictly per key within this
+    process, even when two tokens are minted in the same tick or the clock steps back,
+    and stay above `floor` (the nonce of the last token another process saved)."""
 
     def __init__(self) -> None:
-        self._last = 0
+        self._last: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
-    def next(self, now: float) -> int:
-        ms = int(now * 1000)
+    def next(self, now: float, key: str = "", unit: str = "ms", floor: int = 0) -> int:
+        value = int(now * 1000) if unit == "ms" else int(now)
         with self._lock:
-            if ms <= self._last:
-                ms = self._last + 1
-            self._last = ms
-            return ms
+            value = max(value, self._last.get((key, unit), 0) + 1, floor + 1)
+            self._last[(key, unit)] = value
+            return value
+
+
+def saved_nonce(account: Account) -> int:
+    """The nonce of the account's last token saved in the vault (0 if none): a floor, so a
+    new process never repeats a nonce an earlier one used for this key."""
+    import base64
+    import json
+
+    tok = account.token
+    if tok is None or tok.kind != "jwt" or tok.value.count(".") != 2 or len(tok.value) > 4096:
+        return 0
+    try:
+        payload = tok.value.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, TypeError):
+        return 0
+    nonce = claims.get("nonce") if isinstance(claims, dict) else None
+    if claims.get("sub") != account.fields.get("api_key") or isinstance(nonce, bool) or not isinstance(nonce, int):
+        return 0
+    return nonce
 
 
 NONCES = NonceSource()  # not a secret: a process-wide counter is exactly what "rising" needs
@@ -158,6 +191,13 @@ class PowerTrade:
             f"exp - iat of each token; PowerTrade's REST reference allows {DOCUMENTED_MAX_WINDOW_S} s at most",
         ),
         SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /v1/balance/funds_holdings)"),
+        SettingSpec(
+            "nonce_unit", "choice", "s",
+            "the nonce claim's unit: s (Unix seconds, as the venue's own examples and connector; default) or ms "
+            "(only for a key no seconds-based client shares); it rises strictly per key either way",
+            choices=NONCE_UNITS,
+        ),
+        SettingSpec("uri", "uri", None, "an optional uri claim (the service endpoint the websocket login names)"),
         *MONITOR_SETTINGS,
     )
 
@@ -174,15 +214,23 @@ class PowerTrade:
     def needs_token(self, account: Account, path: str | None) -> bool:
         return True
 
+    def setting(self, account: Account, name: str) -> Any:
+        return setting(account, next(s for s in self.settings if s.name == name))
+
     def claims(self, account: Account, now: float) -> dict[str, Any]:
         iat = int(now) - BACKDATE_S
-        return {
-            "sub": account.fields["api_key"],
+        api_key = account.fields["api_key"]
+        out = {
+            "sub": api_key,
             "iat": iat,
             "exp": iat + self.lifetime(account),
             "client": "api",
-            "nonce": NONCES.next(now),
+            "nonce": NONCES.next(now, api_key, self.setting(account, "nonce_unit"), floor=saved_nonce(account)),
         }
+        uri = self.setting(account, "uri")
+        if uri:
+            out["uri"] = uri
+        return out
 
     def mint(self, account: Account, now: float, cache: KeyCache | None = None) -> Token:
         import jwt
@@ -248,6 +296,24 @@ class PowerTrade:
                 )
             else:
                 out.append(f"ok: tokens are back-dated {BACKDATE_S} s and live {life} s from iat")
+        except InputError as err:
+            out.append(f"problem: {err}")
+        try:
+            unit = self.setting(account, "nonce_unit")
+            if unit == "ms":
+                out.append(
+                    "warning: nonce_unit is ms: the venue's own examples and its official connector send Unix seconds; "
+                    "if PowerTrade keeps a per-key high-water mark, one of these millisecond nonces locks every "
+                    "seconds-based bot on this key out for good. Share this key with no such bot, or "
+                    f"`keyward setting {account.label} nonce_unit s`"
+                )
+            else:
+                out.append(
+                    "ok: nonces are Unix seconds, like the venue's examples and connector, so seconds-based bots can "
+                    "share this key; more than one token a second runs the nonce ahead of the clock by the excess"
+                )
+            if self.setting(account, "uri"):
+                out.append("info: tokens carry the uri claim set for this account")
         except InputError as err:
             out.append(f"problem: {err}")
         return out
