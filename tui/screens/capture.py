@@ -35,9 +35,9 @@ def detect_venue(text: str) -> str | None:
         from vault.ops.formats import recognise
 
         try:
-            import json
+            from vault.core.inputs import load_json
 
-            venue, _, _ = recognise(json.loads(stripped))
+            venue, _, _ = recognise(load_json(stripped, "the paste"))  # nesting bounded
             return get_provider(venue).venue
         except (ValueError, KeywardError):
             return None

@@ -146,6 +146,7 @@ def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> st
     import select
     import termios
 
+    from vault.core.inputs import MAX_INPUT_BYTES, decode, too_large
     from vault.ops.capture import unfinished
 
     try:
@@ -169,8 +170,12 @@ def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> st
             # Echo off before the prompt shows, so nothing pasted after it can be echoed.
             termios.tcsetattr(fd, termios.TCSAFLUSH, new)
             say(prompt)
+            pasted = 0
             while True:
                 chunk = os.read(fd, 65536)  # canonical mode: one line per read
+                pasted += len(chunk)
+                if pasted > MAX_INPUT_BYTES:
+                    raise too_large("the paste")
                 if not chunk:  # Ctrl-D on an empty line
                     break
                 chunk = chunk.replace(b"\x1b[200~", b"").replace(b"\x1b[201~", b"")  # bracketed paste
@@ -197,9 +202,7 @@ def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> st
         data = b"".join(chunks)
         del chunks
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedInput("the paste is not UTF-8 text", hint="paste it again, or pass --file FILE") from None
+            text = decode(data, "the paste")  # strict UTF-8, the bad byte's offset named
         finally:
             del data
         count = sum(1 for x in text.splitlines() if x.strip())
@@ -210,14 +213,9 @@ def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> st
 
 
 def read_file_text(source: str) -> str:
-    try:
-        data = Path(source).expanduser().read_bytes()
-    except OSError as exc:
-        raise FileUnusable(f"cannot read {source}: {exc.strerror}", hint="check the path") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedInput(f"{source} is not UTF-8 text", hint="pass the file the venue gave you") from None
+    from vault.core.inputs import read_file
+
+    return read_file(source)  # bounded, strict UTF-8
 
 
 class Source:
@@ -245,7 +243,9 @@ class Source:
         if self.kind == "file":
             return read_file_text(self.file)  # type: ignore[arg-type]
         if self.kind == "stdin":
-            text = self.ctx.stdin.read()
+            from vault.core.inputs import read_stream
+
+            text = read_stream(self.ctx.stdin, "stdin")  # bounded, strict UTF-8
             if not text.strip():
                 raise EmptyInput(
                     "nothing to capture on stdin",

@@ -98,14 +98,12 @@ def cmd_init(ctx: Context) -> int:
 
 
 def read_text(ctx: Context, source: str) -> str:
+    """stdin ("-") or a credential file: bounded, strict UTF-8 (vault.core.inputs)."""
+    from vault.core.inputs import read_file, read_stream
+
     if source == "-":
-        return ctx.stdin.read()
-    try:
-        return Path(source).expanduser().read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FileUnusable(f"cannot read {source}: {exc.strerror}", hint="check the path") from None
-    except UnicodeDecodeError:
-        raise MalformedInput(f"{source} is not UTF-8 text", hint="pass the file the venue gave you") from None
+        return read_stream(ctx.stdin, "stdin")
+    return read_file(source)
 
 
 def prompt_missing(ctx: Context, venue: str, fields: dict[str, str]) -> dict[str, str]:
@@ -175,7 +173,12 @@ def cmd_import(ctx: Context) -> int:
 
     a = ctx.args
     if a.file != "-":
-        head = Path(a.file).expanduser().read_bytes()[:8] if Path(a.file).expanduser().is_file() else b""
+        head = b""
+        try:
+            with open(Path(a.file).expanduser(), "rb") as fh:  # the magic only: not the whole file
+                head = fh.read(8)
+        except OSError:
+            pass  # read_text below says what is wrong with it
         from vault.core.fileformat import MAGIC_BUNDLE, MAGIC_VAULT
 
         if head == MAGIC_BUNDLE:

@@ -28,8 +28,10 @@ def _norm(key: str) -> str:
 def parse_json(text: str, source: str) -> Any:
     """JSON, or (recognised by its KEYWARD_VENUE line) a `keyward export --format env` file,
     returned as the keyward export object so that `import` reads every export back."""
+    from vault.core.inputs import load_json
+
     try:
-        return json.loads(text)
+        return load_json(text, source)  # nesting bounded
     except json.JSONDecodeError as exc:
         from vault.ops.export import looks_like_env, parse_env
 
