@@ -1,48 +1,90 @@
-"""The keyward vault file, version 1: bytes in, bytes out.  No I/O here.
+"""The keyward vault file, versions 1 and 2: bytes in, bytes out.  No I/O here.
 
 The layout is specified in docs/vault-format.md; this module is its reference
-implementation and should read like it.  All integers are big-endian.
+implementation and should read like it.  All integers are big-endian.  keyward reads
+both versions and writes version 2.
+
+Version 2 (written since the format gained key commitment):
 
     offset size  field
     0      8     magic            b"KWVAULT\\0" (vault) or b"KWBUNDL\\0" (export bundle)
-    8      1     version          1
+    8      1     version          2
     9      1     kdf id           1 = Argon2id v1.3
     10     4     t                iterations
     14     4     m                memory, KiB
     18     4     p                parallelism
     22     16    salt
-    38     12    wrap nonce
-    50     48    wrapped key      AES-256-GCM(kek, wrap nonce, data key, aad=bytes[0:50])
-    98     8     generation
-    106    12    payload nonce
-    118    n+16  payload          AES-256-GCM(data key, payload nonce, json, aad=bytes[0:118])
+    38     32    commitment       HMAC-SHA256(HKDF(kek, "keyward v2 kek commitment"), bytes[0:38])
+    70     12    wrap nonce
+    82     48    wrapped key      AES-256-GCM(HKDF(kek, "keyward v2 key wrap"), wrap nonce, data key, aad=bytes[0:82])
+    130    8     generation
+    138    12    payload nonce
+    150    32    header MAC       HMAC-SHA256(HKDF(data key, "keyward v2 header mac"), bytes[0:150])
+    182    n+16  payload          AES-256-GCM(HKDF(data key, "keyward v2 payload"), payload nonce, json, aad=bytes[0:182])
     end-32 32    checksum         SHA-256 of every byte before it
+
+Version 1 (read only; the agent, which holds a data key and no passphrase, keeps a v1
+file v1 until a process that has the passphrase saves it):
+
+    0 magic(8) 8 version=1 9 kdf id 10 t 14 m 18 p 22 salt(16) 38 wrap nonce(12)
+    50 wrapped key(48, AES-256-GCM(kek, aad=bytes[0:50])) 98 generation(8)
+    106 payload nonce(12) 118 payload(n+16, AES-256-GCM(data key, aad=bytes[0:118]))
+    end-32 checksum(32)
 
 The checksum is not a security feature (anyone can recompute it): it lets keyward tell
 a damaged file from a wrong passphrase before spending a second on the KDF.  Security
-comes from the two AEAD tags, which together authenticate every byte of the file.
+comes from the commitment, the AEAD tags and the header MAC.  The commitment is checked
+before the key wrap, so a passphrase either opens a v2 file or fails exactly as any wrong
+passphrase does: a file crafted so that one key wrap authenticates under several
+passphrase-derived keys (AES-GCM does not commit to its key) opens under at most one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from vault.core.errors import CorruptVault, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
+from vault.core.errors import CorruptVault, KdfCostRefused, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
 
 MAGIC_VAULT = b"KWVAULT\x00"
 MAGIC_BUNDLE = b"KWBUNDL\x00"
-VERSION = 1
+VERSION = 2  # what keyward writes
+READ_VERSIONS = (1, 2)
 KDF_ARGON2ID = 1
 
-_PREFIX = struct.Struct(">8sBBIII16s12s")  # magic .. wrap nonce: the wrap's associated data
+_COST = struct.Struct(">8sBBIII16s")  # magic .. salt: 38 bytes, the same in both versions
+_GEN = struct.Struct(">Q12s")  # generation, payload nonce
 _WRAPPED_LEN = 32 + 16
-_GEN = struct.Struct(">Q12s")
-HEADER_LEN = _PREFIX.size + _WRAPPED_LEN + _GEN.size  # 118
+_COMMIT_LEN = 32
+_MAC_LEN = 32
+TAG_LEN = 16
 CHECKSUM_LEN = 32
-MIN_FILE_LEN = HEADER_LEN + 16 + CHECKSUM_LEN
+V1_HEADER_LEN = _COST.size + 12 + _WRAPPED_LEN + _GEN.size  # 118
+V2_HEADER_LEN = _COST.size + _COMMIT_LEN + 12 + _WRAPPED_LEN + _GEN.size + _MAC_LEN  # 182
+HEADER_LEN = V2_HEADER_LEN  # enough bytes to read either version's header
+_HEADER_LEN = {1: V1_HEADER_LEN, 2: V2_HEADER_LEN}
+_GEN_OFFSET = {1: 98, 2: 130}
+
+# HKDF `info` strings of version 2: one key per purpose, never one key for two.
+INFO_COMMIT = b"keyward v2 kek commitment"
+INFO_WRAP = b"keyward v2 key wrap"
+INFO_MAC = b"keyward v2 header mac"
+INFO_PAYLOAD = b"keyward v2 payload"
+
+
+def header_len(version: int) -> int:
+    return _HEADER_LEN[version]
+
+
+def min_file_len(version: int) -> int:
+    """The shortest possible file: a header, an empty payload's tag, the checksum."""
+    return _HEADER_LEN[version] + TAG_LEN + CHECKSUM_LEN
+
+
+MIN_FILE_LEN = min_file_len(VERSION)
 
 
 @dataclass(frozen=True)
@@ -53,19 +95,25 @@ class KdfParams:
     memory_kib: int = 64 * 1024
     parallelism: int = 4
 
-    # Below the floor a vault is too cheap to brute-force; above the ceiling a crafted
-    # file could make `open` allocate until the machine falls over.
+    # Below the floor a vault is too cheap to brute-force; above the ceiling no file is
+    # ever valid (no flag goes past it).  Between the two, a KdfBudget decides.
     FLOOR = (1, 8 * 1024, 1)
     CEILING = (64, 4 * 1024 * 1024, 64)
 
     def check(self) -> None:
+        if not self.within_bounds():
+            (t0, m0, p0), (t1, m1, p1) = self.FLOOR, self.CEILING
+            raise UnsafeKdfParameters(
+                f"Argon2id parameters t={self.iterations}, m={self.memory_kib} KiB, p={self.parallelism} "
+                "are outside the accepted range",
+                hint=f"use t {t0}-{t1}, memory {m0 // 1024} MiB-{m1 // 1024 // 1024} GiB, parallelism {p0}-{p1} "
+                "and at least 8 KiB of memory per lane",
+            )
+
+    def within_bounds(self) -> bool:
         t, m, p = self.iterations, self.memory_kib, self.parallelism
         (t0, m0, p0), (t1, m1, p1) = self.FLOOR, self.CEILING
-        if not (t0 <= t <= t1 and m0 <= m <= m1 and p0 <= p <= p1) or m < 8 * p:
-            raise UnsafeKdfParameters(
-                f"Argon2id parameters t={t}, m={m} KiB, p={p} are outside the accepted range",
-                hint=f"use t {t0}-{t1}, memory {m0 // 1024} MiB-{m1 // 1024 // 1024} GiB, parallelism {p0}-{p1}",
-            )
+        return t0 <= t <= t1 and m0 <= m <= m1 and p0 <= p <= p1 and m >= 8 * p
 
     def weaker_than(self, other: KdfParams) -> bool:
         return self.iterations < other.iterations or self.memory_kib < other.memory_kib
@@ -78,8 +126,41 @@ DEFAULT_KDF = KdfParams()
 
 
 @dataclass(frozen=True)
+class KdfBudget:
+    """How much one derivation may cost: memory alone, and memory x iterations (the work,
+    in MiB-passes; the time a derivation takes grows with it).  Checked on the header's
+    numbers before Argon2id runs, so a crafted file costs nothing to refuse."""
+
+    max_memory_kib: int
+    max_work_kib: int  # memory_kib x iterations
+    name: str = "vault"
+
+    def allows(self, kdf: KdfParams) -> bool:
+        return kdf.memory_kib <= self.max_memory_kib and kdf.memory_kib * kdf.iterations <= self.max_work_kib
+
+    def check(self, kdf: KdfParams, *, override: str) -> None:
+        if self.allows(kdf):
+            return
+        mib, work = kdf.memory_kib // 1024, kdf.memory_kib * kdf.iterations // 1024
+        raise KdfCostRefused(
+            f"this {self.name} asks Argon2id for {mib} MiB of memory x {kdf.iterations} iterations "
+            f"({work} MiB-passes), over the {self.name} budget of {self.max_memory_kib // 1024} MiB and "
+            f"{self.max_work_kib // 1024} MiB-passes; nothing was derived",
+            hint=override,
+        )
+
+
+# The user's own vault: 2 GiB of memory, 16 GiB-passes (t=8 at 2 GiB, t=64 at 256 MiB);
+# the default costs 192.  A bundle arrives from elsewhere: 1 GiB and 4 GiB-passes.
+VAULT_BUDGET = KdfBudget(2 * 1024 * 1024, 16 * 1024 * 1024, "vault")
+BUNDLE_BUDGET = KdfBudget(1024 * 1024, 4 * 1024 * 1024, "bundle")
+
+
+@dataclass(frozen=True)
 class Header:
-    """Everything before the payload.  `wrapped_key` is the sealed data key."""
+    """Everything before the payload.  `wrapped_key` is the sealed data key; in version 2
+    `commitment` binds the file to one passphrase-derived key.  The header MAC is not
+    kept here: `seal` computes it and `open_payload` checks it."""
 
     magic: bytes
     kdf: KdfParams
@@ -88,19 +169,42 @@ class Header:
     wrapped_key: bytes
     generation: int
     payload_nonce: bytes
+    version: int = VERSION
+    commitment: bytes = b""
+
+    @property
+    def length(self) -> int:
+        return _HEADER_LEN[self.version]
+
+    def cost_bytes(self) -> bytes:
+        k = self.kdf
+        return _COST.pack(self.magic, self.version, KDF_ARGON2ID, k.iterations, k.memory_kib, k.parallelism, self.salt)
 
     def wrap_aad(self) -> bytes:
-        k = self.kdf
-        return _PREFIX.pack(
-            self.magic, VERSION, KDF_ARGON2ID, k.iterations, k.memory_kib, k.parallelism, self.salt, self.wrap_nonce
-        )
+        """The key wrap's associated data: bytes[0:50] in v1, bytes[0:82] in v2."""
+        if self.version == 1:
+            return self.cost_bytes() + self.wrap_nonce
+        return self.cost_bytes() + self.commitment + self.wrap_nonce
 
     def encode(self) -> bytes:
+        """The header without the v2 MAC: bytes[0:118] in v1, bytes[0:150] in v2."""
         return self.wrap_aad() + self.wrapped_key + _GEN.pack(self.generation, self.payload_nonce)
 
 
+def hkdf(ikm: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869) with no salt and 32 bytes of output: one HMAC to extract,
+    one to expand."""
+    prk = hmac.new(b"\x00" * 32, ikm, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
+def _hmac(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
 def derive_kek(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
-    """The key-encryption key: Argon2id(passphrase as UTF-8, salt) -> 32 bytes."""
+    """The key-encryption key: Argon2id(passphrase as UTF-8, salt) -> 32 bytes.  Callers
+    holding a file check its KdfBudget first (see `decrypt`)."""
     from argon2.low_level import Type, hash_secret_raw
 
     kdf.check()
@@ -122,89 +226,180 @@ def _aead(key: bytes):
     return AESGCM(key)
 
 
-def wrap_key(magic: bytes, kek: bytes, data_key: bytes, kdf: KdfParams, salt: bytes) -> Header:
-    """A header (generation 0, no payload nonce yet) holding `data_key` sealed under `kek`."""
-    partial = Header(magic, kdf, salt, os.urandom(12), b"", 0, b"")
-    wrapped = _aead(kek).encrypt(partial.wrap_nonce, data_key, partial.wrap_aad())
-    return Header(magic, kdf, salt, partial.wrap_nonce, wrapped, 0, b"")
+def _commitment(kek: bytes, header: Header) -> bytes:
+    return _hmac(hkdf(kek, INFO_COMMIT), header.cost_bytes())
+
+
+def wrap_key(magic: bytes, kek: bytes, data_key: bytes, kdf: KdfParams, salt: bytes, *, generation: int = 0) -> Header:
+    """A version-2 header (no payload nonce yet) holding `data_key` sealed under `kek`."""
+    partial = Header(magic, kdf, salt, os.urandom(12), b"", generation, b"", VERSION, b"")
+    partial = replace(partial, commitment=_commitment(kek, partial))
+    wrapped = _aead(hkdf(kek, INFO_WRAP)).encrypt(partial.wrap_nonce, data_key, partial.wrap_aad())
+    return replace(partial, wrapped_key=wrapped)
+
+
+def upgrade(header: Header, kek: bytes, data_key: bytes) -> Header:
+    """The version-2 header for a version-1 file's data key (same salt and KDF cost, so
+    the same passphrase opens it); its generation is kept."""
+    return wrap_key(header.magic, kek, data_key, header.kdf, header.salt, generation=header.generation)
+
+
+def _wrong_passphrase() -> WrongPassphrase:
+    return WrongPassphrase("wrong passphrase", hint="try again; the vault file was not changed")
 
 
 def unwrap_key(header: Header, kek: bytes) -> bytes:
     from cryptography.exceptions import InvalidTag
 
+    wrong = _wrong_passphrase()
+    if header.version == 1:
+        try:
+            return _aead(kek).decrypt(header.wrap_nonce, header.wrapped_key, header.wrap_aad())
+        except InvalidTag:
+            raise wrong from None
+    if not hmac.compare_digest(_commitment(kek, header), header.commitment):
+        raise wrong
     try:
-        return _aead(kek).decrypt(header.wrap_nonce, header.wrapped_key, header.wrap_aad())
+        return _aead(hkdf(kek, INFO_WRAP)).decrypt(header.wrap_nonce, header.wrapped_key, header.wrap_aad())
     except InvalidTag:
-        raise WrongPassphrase(
-            "wrong passphrase", hint="try again; the vault file was not changed"
+        # The passphrase is proved by the commitment: the wrap itself was altered.
+        raise CorruptVault(
+            "the vault's key wrap failed authentication although the passphrase is right (tampered with)",
+            hint="restore the .bak file",
         ) from None
 
 
 def seal(header: Header, data_key: bytes, plaintext: bytes, generation: int) -> bytes:
-    """The complete file for `plaintext`, with a fresh payload nonce."""
-    head = Header(
-        header.magic, header.kdf, header.salt, header.wrap_nonce, header.wrapped_key, generation, os.urandom(12)
-    ).encode()
-    body = head + _aead(data_key).encrypt(head[-12:], plaintext, head)
+    """The complete file for `plaintext`, with a fresh payload nonce, in `header`'s version
+    (a v1 header is upgraded by whoever holds the passphrase: see `upgrade`)."""
+    h = replace(header, generation=generation, payload_nonce=os.urandom(12))
+    head = h.encode()
+    if h.version == 1:
+        key = data_key
+    else:
+        head += _hmac(hkdf(data_key, INFO_MAC), head)
+        key = hkdf(data_key, INFO_PAYLOAD)
+    body = head + _aead(key).encrypt(h.payload_nonce, plaintext, head)
     return body + hashlib.sha256(body).digest()
 
 
 def parse(blob: bytes, *, expect_magic: bytes = MAGIC_VAULT) -> Header:
-    """Check the framing and the checksum, and decode the header.  No key needed."""
+    """Check the framing and the checksum, and decode the header.  No key needed.
+
+    The order of checks is the spec's: magic, version, kind, length, checksum, KDF id,
+    KDF bounds."""
     if len(blob) < 9 or blob[:8] not in (MAGIC_VAULT, MAGIC_BUNDLE):
         raise CorruptVault("not a keyward vault (bad magic bytes)", hint="check the path, or restore the .bak file")
-    if blob[8] != VERSION:
+    version = blob[8]
+    if version not in READ_VERSIONS:
         raise UnsupportedVersion(
-            f"vault format version {blob[8]} is not supported by this keyward (it reads version {VERSION})",
+            f"vault format version {version} is not supported by this keyward (it reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))})",
             hint="upgrade keyward",
         )
     if blob[:8] != expect_magic:
         kind = "an export bundle" if blob[:8] == MAGIC_BUNDLE else "a vault"
         raise CorruptVault(f"this file is {kind}, not what was expected", hint="use `keyward import` for bundles")
-    if len(blob) < MIN_FILE_LEN:
+    if len(blob) < min_file_len(version):
         raise CorruptVault("the vault file is truncated", hint="restore it from the .bak file beside it")
-    if hashlib.sha256(blob[:-CHECKSUM_LEN]).digest() != blob[-CHECKSUM_LEN:]:
+    if not hmac.compare_digest(hashlib.sha256(blob[:-CHECKSUM_LEN]).digest(), blob[-CHECKSUM_LEN:]):
         raise CorruptVault("the vault file is damaged (checksum mismatch)", hint="restore it from the .bak file beside it")
     return parse_header(blob)
 
 
 def parse_header(blob: bytes) -> Header:
-    magic, _version, kdf_id, t, m, p, salt, wrap_nonce = _PREFIX.unpack_from(blob, 0)
+    magic, version, kdf_id, t, m, p, salt = _COST.unpack_from(blob, 0)
     if kdf_id != KDF_ARGON2ID:
         raise CorruptVault(f"unknown key-derivation function id {kdf_id}", hint="restore the .bak file")
     kdf = KdfParams(t, m, p)
     kdf.check()
-    off = _PREFIX.size
-    wrapped = blob[off : off + _WRAPPED_LEN]
-    generation, payload_nonce = _GEN.unpack_from(blob, off + _WRAPPED_LEN)
-    return Header(magic, kdf, salt, wrap_nonce, wrapped, generation, payload_nonce)
+    off = _COST.size
+    commitment = b""
+    if version == 2:
+        commitment, off = blob[off : off + _COMMIT_LEN], off + _COMMIT_LEN
+    wrap_nonce, off = blob[off : off + 12], off + 12
+    wrapped, off = blob[off : off + _WRAPPED_LEN], off + _WRAPPED_LEN
+    generation, payload_nonce = _GEN.unpack_from(blob, off)
+    return Header(magic, kdf, salt, wrap_nonce, wrapped, generation, payload_nonce, version, commitment)
 
 
 def peek_generation(blob_head: bytes) -> int | None:
-    """The generation counter from the first HEADER_LEN bytes, unauthenticated: a hint
-    that someone else saved, confirmed later by decrypting."""
-    if len(blob_head) < HEADER_LEN or blob_head[:8] not in (MAGIC_VAULT, MAGIC_BUNDLE):
+    """The generation counter from a file's first bytes, unauthenticated: a hint that
+    someone else saved, confirmed later by decrypting."""
+    if len(blob_head) < 9 or blob_head[:8] not in (MAGIC_VAULT, MAGIC_BUNDLE) or blob_head[8] not in _GEN_OFFSET:
         return None
-    return _GEN.unpack_from(blob_head, _PREFIX.size + _WRAPPED_LEN)[0]
+    off = _GEN_OFFSET[blob_head[8]]
+    if len(blob_head) < off + 8:
+        return None
+    return int.from_bytes(blob_head[off : off + 8], "big")
 
 
 def open_payload(blob: bytes, header: Header, data_key: bytes) -> bytes:
+    """The plaintext payload, with the data key alone (no passphrase): in version 2 the
+    header MAC is checked first, so no header byte is trusted unauthenticated."""
     from cryptography.exceptions import InvalidTag
 
+    n = header.length
+    failed = CorruptVault(
+        "the vault payload failed authentication (tampered with, or sealed with another key)",
+        hint="restore the .bak file",
+    )
+    if header.version == 1:
+        key = data_key
+    else:
+        if not hmac.compare_digest(_hmac(hkdf(data_key, INFO_MAC), blob[: n - _MAC_LEN]), blob[n - _MAC_LEN : n]):
+            raise failed
+        key = hkdf(data_key, INFO_PAYLOAD)
     try:
-        return _aead(data_key).decrypt(header.payload_nonce, blob[HEADER_LEN:-CHECKSUM_LEN], blob[:HEADER_LEN])
+        return _aead(key).decrypt(header.payload_nonce, blob[n:-CHECKSUM_LEN], blob[:n])
     except InvalidTag:
-        raise CorruptVault(
-            "the vault payload failed authentication (tampered with, or sealed with another key)",
-            hint="restore the .bak file",
-        ) from None
+        raise failed from None
 
 
-def decrypt(blob: bytes, passphrase: str, *, expect_magic: bytes = MAGIC_VAULT) -> tuple[Header, bytes, bytes]:
-    """Whole-file decryption: returns (header, data key, plaintext payload)."""
+def budget_hint(budget: KdfBudget) -> str:
+    if budget.name == "bundle":
+        return "ask for a new export, or pass --allow-kdf-cost to import if you trust where it came from; nothing was imported"
+    return "if you chose that cost, set KEYWARD_ALLOW_KDF_COST=1 for one open (keyward then remembers it for this vault)"
+
+
+def decrypt(
+    blob: bytes, passphrase: str, *, expect_magic: bytes = MAGIC_VAULT, budget: KdfBudget | None = VAULT_BUDGET
+) -> tuple[Header, bytes, bytes]:
+    """Whole-file decryption: returns (header, data key, plaintext payload).  The header is
+    the file's own (v1 stays v1); `unlock` also returns the header to save with."""
+    header, data_key, plaintext, _kek = _decrypt(blob, passphrase, expect_magic, budget)
+    return header, data_key, plaintext
+
+
+def unlock(
+    blob: bytes, passphrase: str, *, expect_magic: bytes = MAGIC_VAULT, budget: KdfBudget | None = VAULT_BUDGET
+) -> tuple[Header, bytes, bytes, int]:
+    """Like `decrypt`, but the header returned is the one to save with: a v1 file's is
+    upgraded to v2 here, while the key-encryption key is at hand.  Returns (header,
+    data key, plaintext, the version that was read)."""
+    header, data_key, plaintext, kek = _decrypt(blob, passphrase, expect_magic, budget)
+    read = header.version
+    if read != VERSION:
+        header = upgrade(header, kek, data_key)
+    return header, data_key, plaintext, read
+
+
+def _decrypt(blob: bytes, passphrase: str, expect_magic: bytes, budget: KdfBudget | None):
     header = parse(blob, expect_magic=expect_magic)
-    data_key = unwrap_key(header, derive_kek(passphrase, header.salt, header.kdf))
-    return header, data_key, open_payload(blob, header, data_key)
+    if budget is not None:
+        budget.check(header.kdf, override=budget_hint(budget))
+    kek = derive_kek(passphrase, header.salt, header.kdf)
+    data_key = unwrap_key(header, kek)
+    try:
+        plaintext = open_payload(blob, header, data_key)
+    except CorruptVault:
+        if header.version == 1:
+            # v1 has no commitment: a key wrap crafted to authenticate under several
+            # passphrases' keys unwraps a wrong data key for all but one.  Answering that
+            # exactly as a wrong passphrase leaves the crafter no oracle (13 vs 14).
+            raise _wrong_passphrase() from None
+        raise
+    return header, data_key, plaintext, kek
 
 
 def encrypt_new(plaintext: bytes, passphrase: str, kdf: KdfParams, *, magic: bytes = MAGIC_VAULT) -> tuple[Header, bytes, bytes]:
@@ -212,4 +407,5 @@ def encrypt_new(plaintext: bytes, passphrase: str, kdf: KdfParams, *, magic: byt
     kdf.check()
     salt, data_key = os.urandom(16), os.urandom(32)
     header = wrap_key(magic, derive_kek(passphrase, salt, kdf), data_key, kdf, salt)
-    return header, data_key, seal(header, data_key, plaintext, 1)
+    blob = seal(header, data_key, plaintext, 1)
+    return parse_header(blob), data_key, blob

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from vault.core import fileformat as ff
-from vault.core.errors import CorruptVault, InputError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
+from vault.core.errors import CorruptVault, InputError, KdfCostRefused, UnsupportedVersion, WrongPassphrase
 from vault.core.model import Account, Generation, VaultData
 
 BUNDLE_VERSION = 1
@@ -37,20 +37,22 @@ POLICIES = ("keep-both", "skip", "replace")
 _MOVED = ("label", "venue", "env", "base_url", "fields", "created_at", "rotated_at", "notes", "tags", "settings")
 
 
-# A bundle comes from elsewhere: whoever crafted it chooses the memory `import` spends
-# before the passphrase is even checked.  Bundles are sealed at most this costly, and
-# one asking for more is refused unopened (a vault itself may go up to 4 GiB).
-BUNDLE_MEMORY_CEILING_KIB = 1024 * 1024
+# A bundle comes from elsewhere: whoever crafted it chooses what `import` spends before
+# the passphrase is even checked.  Bundles are sealed within fileformat.BUNDLE_BUDGET
+# (tighter than a vault's), and one asking for more is refused unopened, before the KDF.
+BUNDLE_MEMORY_CEILING_KIB = ff.BUNDLE_BUDGET.max_memory_kib
 
 
 def bundle_kdf(vault_kdf: ff.KdfParams) -> ff.KdfParams:
     """The vault's Argon2id cost, raised to at least the default's: a bundle is made to
     travel (a USB stick, a mail, a shared drive), where anyone who copies it can try
-    passphrases offline for as long as they like, and its passphrase is a new one."""
-    default = ff.DEFAULT_KDF
+    passphrases offline for as long as they like, and its passphrase is a new one.  Then
+    lowered into the bundle budget, so that every keyward opens what keyward seals."""
+    default, budget = ff.DEFAULT_KDF, ff.BUNDLE_BUDGET
+    memory = min(max(vault_kdf.memory_kib, default.memory_kib), budget.max_memory_kib)
     return ff.KdfParams(
-        iterations=max(vault_kdf.iterations, default.iterations),
-        memory_kib=min(max(vault_kdf.memory_kib, default.memory_kib), BUNDLE_MEMORY_CEILING_KIB),
+        iterations=max(min(max(vault_kdf.iterations, default.iterations), budget.max_work_kib // memory), 1),
+        memory_kib=memory,
         parallelism=max(vault_kdf.parallelism, default.parallelism),
     )
 
@@ -81,18 +83,18 @@ def _moved(acct: Account) -> dict[str, object]:
     return out
 
 
-def open_bundle(blob: bytes, passphrase: str) -> list[Account]:
-    """Decrypt and validate a bundle.  Raises WrongPassphrase, CorruptVault or InputError."""
-    if len(blob) >= ff.HEADER_LEN and blob[:8] == ff.MAGIC_BUNDLE:
-        memory_kib = int.from_bytes(blob[14:18], "big")
-        if memory_kib > BUNDLE_MEMORY_CEILING_KIB:
-            raise UnsafeKdfParameters(
-                f"the bundle asks for {memory_kib // 1024} MiB of memory to open, more than bundles may",
-                hint=f"bundles are sealed with at most {BUNDLE_MEMORY_CEILING_KIB // 1024} MiB; "
-                "ask for a new export; nothing was imported",
-            )
+def open_bundle(blob: bytes, passphrase: str, *, allow_kdf_cost: bool = False) -> list[Account]:
+    """Decrypt and validate a bundle.  Raises WrongPassphrase, CorruptVault, KdfCostRefused
+    (over fileformat.BUNDLE_BUDGET, before any derivation, unless `allow_kdf_cost` or
+    KEYWARD_ALLOW_KDF_COST=1) or InputError."""
+    import os
+
+    allow = allow_kdf_cost or os.environ.get("KEYWARD_ALLOW_KDF_COST") == "1"
     try:
-        _header, _key, plaintext = ff.decrypt(blob, passphrase, expect_magic=ff.MAGIC_BUNDLE)
+        _header, _key, plaintext = ff.decrypt(blob, passphrase, expect_magic=ff.MAGIC_BUNDLE,
+                                              budget=None if allow else ff.BUNDLE_BUDGET)
+    except KdfCostRefused:
+        raise
     except WrongPassphrase:
         raise WrongPassphrase(
             "wrong bundle passphrase", hint="use the passphrase chosen at `keyward export --encrypted`; nothing was imported"
