@@ -42,6 +42,13 @@ def loopback_only():
     socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
 
 
+@pytest.fixture(autouse=True)
+def private_state_dir(tmp_path_factory, monkeypatch):
+    """keyward's state directory (what it remembers of each vault, for rollback
+    detection) per test, never the real user's; CLI subprocesses inherit it."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+
+
 # The floor: keeps a KDF run to milliseconds.  Only tests of the defaults use more.
 SMALL_KDF = KdfParams(iterations=1, memory_kib=8 * 1024, parallelism=1)
 PASSPHRASE = "correct horse battery staple"

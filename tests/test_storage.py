@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -135,22 +137,24 @@ def test_lock_times_out_with_vault_busy(service, vault_path):
         t.join()
 
 
-def test_passphrase_change_rewraps_only_the_key(service, vault_path):
+def test_passphrase_change_draws_a_new_data_key(service, vault_path):
     service.add_account(acct("a"))
     key_before = service._key
-    service.change_passphrase("a whole new passphrase")
+    report = service.change_passphrase("a whole new passphrase")
     with pytest.raises(WrongPassphrase):
         VaultService.unlock(vault_path, PASSPHRASE)
     reopened = VaultService.unlock(vault_path, "a whole new passphrase")
-    assert reopened._key == key_before  # same data key, new wrap
+    assert reopened._key != key_before  # a new data key, not only a new wrap (issue 11)
     assert [a.label for a in reopened.accounts] == ["a"]
+    assert report.resealed == [vault_path.with_name("vault.kw.bak")]
 
 
-def test_passphrase_change_elsewhere_does_not_lock_out_an_open_holder(service, vault_path):
+def test_passphrase_change_elsewhere_tells_an_open_holder_to_unlock_again(service, vault_path):
     other = VaultService.unlock(vault_path, PASSPHRASE)
     service.change_passphrase("changed elsewhere")
-    other.add_account(acct("still-works"))  # same data key: reload succeeds
-    assert [a.label for a in VaultService.unlock(vault_path, "changed elsewhere").accounts] == ["still-works"]
+    with pytest.raises(VaultChanged, match="unlock it again"):  # its data key opens nothing any more
+        other.add_account(acct("too-late"))
+    assert VaultService.unlock(vault_path, "changed elsewhere").accounts == []
 
 
 def test_rekey_changes_the_data_key_and_stale_holders_are_told(service, vault_path):
@@ -212,3 +216,169 @@ def test_a_save_killed_between_backup_and_rename_leaves_nothing_behind(service, 
     assert not list(vault_path.parent.glob("*.tmp"))
     assert [a.label for a in VaultService.unlock(bak, PASSPHRASE).accounts] == ["a"]
     assert [a.label for a in VaultService.unlock(vault_path, PASSPHRASE).accounts] == ["a", "b"]
+
+
+# --- files without surprises (issue 11 item 5, issue 14 item 6) ------------------------------------
+
+
+def test_a_symlink_planted_at_the_lock_file_creates_nothing(service, vault_path, tmp_path):
+    from vault.core.errors import UnsafeVaultPath
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    lock = vault_path.with_name("vault.kw.lock")
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(elsewhere / "created-by-keyward")
+    before = vault_path.read_bytes()
+    with pytest.raises(UnsafeVaultPath, match="symbolic link"):
+        service.add_account(acct("a"))
+    assert list(elsewhere.iterdir()) == []
+    assert vault_path.read_bytes() == before
+
+
+def test_the_cli_refuses_the_lock_symlink_in_one_line(vault, tmp_path):
+    assert vault("add", "kiiex", "a", "--base-url", "https://alphaprod.proxy.kiiex.io/ap", "--from-json", "-",
+                 input=json.dumps({"api_key": "k", "api_secret": "s", "nonce": "n", "user_id": "1"})).code == 0
+    elsewhere = tmp_path / "target"
+    lock = vault.vault_path.with_name("vault.kw.lock")
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(elsewhere)
+    before = vault.vault_path.read_bytes()
+    done = vault("remove", "a", "--yes")
+    assert done.code == 52, done.both
+    assert len(done.err.strip().splitlines()) == 1 and "symbolic link" in done.err and "Traceback" not in done.both
+    assert not elsewhere.exists() and vault.vault_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_fifos_devices_and_directories_are_refused_before_reading(kw, tmp_path, kind):
+    if kind == "fifo":
+        target = tmp_path / "fifo.kw"
+        os.mkfifo(target)
+    elif kind == "device":
+        target = Path("/dev/zero")
+    else:
+        target = tmp_path / "adir"
+        target.mkdir()
+    done = kw("--vault", str(target), "list", timeout=30)  # a FIFO must not hang, /dev/zero must not fill memory
+    assert done.code == 52, done.both
+    lines = done.err.strip().splitlines()
+    assert lines[-1].startswith("keyward: ") and "Traceback" not in done.both and "internal error" not in done.err
+    assert {"fifo": "a FIFO", "device": "a device", "directory": "a directory"}[kind] in lines[-1]
+
+
+def test_a_symlinked_vault_path_is_followed_everywhere(vault, tmp_path):
+    """One rule: the link is resolved once, and the target is the vault (saves replace the
+    target and leave the link, .bak and lock live beside the target)."""
+    real = vault.vault_path
+    link_dir = tmp_path / "links"
+    link_dir.mkdir(mode=0o700)
+    link = link_dir / "vault.kw"
+    link.symlink_to(real)
+    done = vault("--vault", str(link), "add", "kiiex", "a", "--base-url", "https://alphaprod.proxy.kiiex.io/ap",
+                 "--from-json", "-", input=json.dumps({"api_key": "k", "api_secret": "s", "nonce": "n", "user_id": "1"}))
+    assert done.code == 0, done.both
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert sorted(p.name for p in link_dir.iterdir()) == ["vault.kw"]  # no .bak or lock beside the link
+    bak = real.with_name("vault.kw.bak")
+    assert bak.is_file() and not bak.is_symlink()
+    assert [a.label for a in VaultService.unlock(real, PASSPHRASE).accounts] == ["a"]
+    assert VaultFile(link).path == VaultFile(real).path
+    from vault.agent import resolved_vault
+
+    assert str(VaultFile(link).path) == resolved_vault(link)  # the agent's name for it
+
+
+def test_permission_warnings_name_the_right_fix_for_files_and_directories(service, vault_path, tmp_path):
+    assert permission_warning(vault_path) is None
+    vault_path.parent.chmod(0o755)
+    warning = permission_warning(vault_path)
+    assert f"chmod 700 {vault_path.parent}" in warning and "chmod 600" not in warning
+    vault_path.chmod(0o644)
+    warning = permission_warning(vault_path)
+    assert f"chmod 600 {vault_path}" in warning and f"chmod 700 {vault_path.parent}" in warning
+    # --vault DIR: a directory is never told to chmod 600
+    assert "chmod 600" not in permission_warning(vault_path.parent)
+    assert f"chmod 700 {vault_path.parent}" in permission_warning(vault_path.parent)
+    vault_path.parent.chmod(0o700)
+
+
+def test_init_in_an_existing_open_directory_warns(kw, tmp_path):
+    kw.vault_path.parent.mkdir(mode=0o755)
+    kw.vault_path.parent.chmod(0o755)
+    done = kw.init()
+    assert done.code == 0, done.both
+    assert f"chmod 700 {kw.vault_path.parent}" in done.err
+    done = kw("--vault", str(kw.vault_path.parent), "list")
+    assert "chmod 600" not in done.err and done.code == 52
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs: a real full disk (needs root; skipped otherwise)."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root; the ENOSPC path is covered by the tmpfs test as root")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(directory: Path) -> None:
+    """Fill the file system to its last byte (unbuffered: nothing left to flush on close)."""
+    with open(directory / "filler", "wb", buffering=0) as fh:
+        for size in (65536, 4096, 1):
+            try:
+                while True:
+                    fh.write(b"\0" * size)
+            except OSError:
+                pass
+
+
+def test_a_full_disk_loses_nothing_and_says_what_was_not_stored(kw, small_disk):
+    from .conftest import KeywardCLI
+
+    cli = KeywardCLI(small_disk / "vaultdir" / "vault.kw", kw.passphrase_file, Path(kw.env["HOME"]))
+    assert cli.init().code == 0
+    creds = {"api_key": "k", "api_secret": "one-time-secret", "nonce": "n", "user_id": "1"}
+    assert cli("add", "kiiex", "first", "--base-url", "https://alphaprod.proxy.kiiex.io/ap", "--from-json", "-",
+               input=json.dumps(creds)).code == 0
+    before = {p.name: p.read_bytes() for p in cli.vault_path.parent.iterdir() if p.is_file()}
+    fill(small_disk)
+    done = cli("add", "kiiex", "second", "--base-url", "https://alphaprod.proxy.kiiex.io/ap", "--from-json", "-",
+               input=json.dumps(creds))
+    assert done.code == 51, done.both
+    lines = done.err.strip().splitlines()
+    assert len(lines) == 1 and "internal error" not in done.err and "Traceback" not in done.err
+    assert "'second'" in lines[0] and "not stored" in lines[0].lower() and "space" in lines[0]
+    assert "one-time-secret" not in done.both
+    after = {p.name: p.read_bytes() for p in cli.vault_path.parent.iterdir() if p.is_file()}
+    assert after == before  # the vault, its .bak and lock untouched; no temp or rescue file
+    (small_disk / "filler").unlink()
+    assert [a.label for a in VaultService.unlock(cli.vault_path, PASSPHRASE).accounts] == ["first"]
+
+
+def test_a_read_only_file_system_is_a_typed_error(kw, small_disk):
+    import subprocess
+
+    from .conftest import KeywardCLI
+
+    cli = KeywardCLI(small_disk / "vaultdir" / "vault.kw", kw.passphrase_file, Path(kw.env["HOME"]))
+    assert cli.init().code == 0
+    before = cli.vault_path.read_bytes()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    done = cli("remove", "nosuch", "--yes")
+    assert done.code == 22  # reading still works
+    done = cli("setting", "x", "token_lifetime", "30")
+    done = cli("add", "kiiex", "x", "--base-url", "https://alphaprod.proxy.kiiex.io/ap", "--from-json", "-",
+               input=json.dumps({"api_key": "k", "api_secret": "s", "nonce": "n", "user_id": "1"}))
+    assert done.code == 51, done.both
+    assert "read-only" in done.err and "internal error" not in done.err and len(done.err.strip().splitlines()) == 1
+    assert cli.vault_path.read_bytes() == before

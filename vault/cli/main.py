@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "vault.cli.app_cmds",
     "vault.cli.sandbox_cmds",
     "vault.cli.monitor_cmds",
+    "vault.cli.restore_cmds",
 )
 
 

@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kdf-memory-mib", type=int, default=64, metavar="MIB", help="Argon2id memory (default 64, floor 8)")
     p.add_argument("--kdf-iterations", type=int, default=3, metavar="N", help="Argon2id passes (default 3, floor 1)")
     p.add_argument("--kdf-parallelism", type=int, default=4, metavar="N", help="Argon2id lanes (default 4, floor 1)")
+    p.add_argument("--allow-kdf-cost", action="store_true",
+                   help="accept an Argon2id cost over the vault budget (2 GiB of memory, 16 GiB x passes)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("add", help="add an account (secrets are prompted without echo)")
@@ -57,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     p.set_defaults(func=cmd_remove)
 
-    p = sub.add_parser("passwd", help="change the passphrase (re-wraps the data key)")
+    p = sub.add_parser("passwd", help="change the passphrase (and draw a new data key)")
     p.add_argument("--new-passphrase-file", metavar="PATH")
     p.add_argument("--upgrade-kdf", action="store_true", help="also move to the default Argon2id parameters")
     p.set_defaults(func=cmd_passwd)
@@ -75,21 +77,27 @@ def add_location_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_init(ctx: Context) -> int:
+    from vault.core.errors import UnsafeKdfParameters, VaultExists
     from vault.core.fileformat import DEFAULT_KDF, KdfParams
     from vault.core.service import VaultService
+    from vault.core.storage import permission_warning
 
     a = ctx.args
     kdf = KdfParams(a.kdf_iterations, a.kdf_memory_mib * 1024, a.kdf_parallelism)
-    kdf.check()
+    try:
+        kdf.check()
+    except UnsafeKdfParameters as err:  # typed by the user, not read from a damaged file
+        raise InputError(err.message, hint=err.hint) from None
     if kdf.weaker_than(DEFAULT_KDF):
         ctx.warn(f"warning: {kdf.describe()} is weaker than the default {DEFAULT_KDF.describe()}")
     path = ctx.vault_path
     if path.exists():
-        from vault.core.errors import VaultExists
-
         raise VaultExists(f"a vault already exists at {path}", hint="use it, or pass another --vault path")
+    warning = permission_warning(path)  # the directory it goes into, when that exists already
+    if warning:
+        ctx.warn(warning)
     passphrase = ctx.new_passphrase(ctx.passphrase_file, "Passphrase for the new vault")
-    VaultService.create(path, passphrase, kdf, clock=ctx.clock)
+    VaultService.create(path, passphrase, kdf, clock=ctx.clock, allow_kdf_cost=a.allow_kdf_cost)
     ctx.out(f"created {path} ({kdf.describe()})")
     return 0
 
@@ -290,8 +298,11 @@ def cmd_passwd(ctx: Context) -> int:
     a = ctx.args
     service = ctx.unlock()
     new = ctx.new_passphrase(a.new_passphrase_file)
-    service.change_passphrase(new, DEFAULT_KDF if a.upgrade_kdf else None)
-    ctx.out(f"passphrase changed ({service.kdf.describe()})")
+    report = service.change_passphrase(new, DEFAULT_KDF if a.upgrade_kdf else None)
+    del new
+    ctx.out(f"passphrase changed ({service.kdf.describe()}); new data key, every byte re-encrypted")
+    _say_what_was_resealed(ctx, report)
+    _stop_agent_holding_old_key(ctx)
     return 0
 
 
@@ -304,12 +315,31 @@ def cmd_rekey(ctx: Context) -> int:
     from vault.core.service import VaultService
 
     VaultService.unlock(ctx.vault_path, passphrase)  # proves it before re-encrypting
-    service.rekey(passphrase)
+    report = service.rekey(passphrase)
+    del passphrase
     ctx.out("new data key; every byte re-encrypted")
+    _say_what_was_resealed(ctx, report)
+    _stop_agent_holding_old_key(ctx)
+    return 0
+
+
+def _say_what_was_resealed(ctx: Context, report) -> None:
+    """After passwd/rekey: which leftovers now open only with the new passphrase and key,
+    and which keyward could not re-seal (they open with an older key, not the one just
+    replaced): the user decides about those."""
+    if report.resealed:
+        ctx.out(f"re-sealed under the new passphrase and key: {', '.join(p.name for p in report.resealed)}")
+    else:
+        ctx.out("no .bak or rescue file needed re-sealing")
+    for path in report.left:
+        ctx.warn(f"warning: {path} is sealed under an older key or passphrase, not the one just replaced; "
+                 f"keyward left it alone: restore it (`keyward restore {path}`) or delete it")
+
+
+def _stop_agent_holding_old_key(ctx: Context) -> None:
     from vault.agent.client import connect
 
     agent = connect(ctx.vault_path)
     if agent is not None:  # it holds the old key, which no longer opens the vault
         agent.lock()
         ctx.warn("the unlock agent held the old key and has been stopped: `keyward unlock` starts a new one")
-    return 0

@@ -16,7 +16,7 @@ from vault.core.model import AuditEntry, VaultData
 GENESIS = "0" * 64
 ACTIONS = frozenset(
     {"add", "import", "capture", "register", "remove", "mint", "login", "reveal", "copy", "export",
-     "rotate", "rollback", "passwd", "rekey", "check", "open", "setting", "anchor"}
+     "rotate", "rollback", "passwd", "rekey", "check", "open", "setting", "anchor", "restore"}
 )
 # Retention: the trail lives in the payload that every save rewrites, and a bot minting
 # once a minute adds 1,440 entries a day.  Past MAX_ENTRIES the oldest tenth is dropped and an

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
+import json
 import os
 import stat
 import sys
@@ -18,11 +20,23 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from vault.core.errors import VaultBusy, VaultError, VaultNotFound
+from vault.core.errors import UnsafeVaultPath, VaultBusy, VaultError, VaultNotFound, VaultSaveFailed
 
 VAULT_FILENAME = "vault.kw"
+# Far above any real vault (1,000 accounts and 10,000 audit entries are a few MB), far
+# below what would hurt: a larger file is refused before it is read into memory.
+MAX_VAULT_BYTES = 256 * 1024 * 1024
+
+# What a save can meet on a real file system, each with what to do about it.
+_SAVE_ERRORS = {
+    errno.ENOSPC: "free some space on that file system, then retry",
+    errno.EDQUOT: "free some space within your disk quota, then retry",
+    errno.EROFS: "the file system is mounted read-only: remount it read-write, or use a vault on a writable one",
+    errno.EACCES: "check the owner and permissions of the vault's directory (ls -ld DIR)",
+    errno.EPERM: "check the owner and permissions of the vault's directory (ls -ld DIR)",
+}
 
 
 def default_vault_path() -> Path:
@@ -42,17 +56,35 @@ def ensure_private_dir(path: Path) -> None:
 
 
 def permission_warning(path: Path) -> str | None:
-    """A one-line warning if the vault (or its directory) can be read by others."""
+    """A warning (one line per problem) if the vault or its directory is open to others,
+    with the fix that fits each: `chmod 600` for the file, `chmod 700` for a directory.
+    Works before the vault exists (`init` checks the directory it will create it in)."""
+    path = Path(os.path.realpath(Path(path).expanduser()))
+    lines = []
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return None
-    if mode & 0o077:
-        return (
-            f"warning: {path} is readable by group or others (mode {stat.S_IMODE(mode):o}); "
-            f"fix with: chmod 600 {path}"
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        directory: Path | None = path  # --vault DIR: the directory is what to fix
+    else:
+        directory = path.parent
+        if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+            lines.append(
+                f"warning: {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):o}); "
+                f"fix with: chmod 600 {path}"
+            )
+    try:
+        dmode = os.stat(directory).st_mode
+    except OSError:
+        dmode = None
+    if dmode is not None and dmode & 0o077:
+        what = "writable" if dmode & 0o022 else "readable"
+        lines.append(
+            f"warning: the vault's directory {directory} is {what} by group or others "
+            f"(mode {stat.S_IMODE(dmode):o}); fix with: chmod 700 {directory}"
         )
-    return None
+    return "\n".join(lines) or None
 
 
 def write_private(path: Path, data: bytes, *, before_replace=None) -> None:
@@ -89,11 +121,81 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_regular(path: Path, *, limit: int = MAX_VAULT_BYTES, what: str = "the vault") -> bytes:
+    """A regular file's bytes, refusing FIFOs (which would hang), devices (/dev/zero would
+    fill memory), directories, symbolic links (the path was resolved once, up front) and
+    anything over `limit`, all before reading a byte."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeVaultPath(f"{path} became a symbolic link", hint="check who changed it; keyward follows no link there") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise VaultError(f"cannot read {path}: permission denied", hint="check the file's owner") from None
+        if exc.errno == errno.ENXIO:  # a socket or a FIFO opened without a writer on some systems
+            raise UnsafeVaultPath(f"{path} is not a regular file", hint=f"pass {what}'s file path") from None
+        raise VaultError(f"cannot read {path}: {exc.strerror}", hint="check the path") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeVaultPath(f"{path} is {_kind(st.st_mode)}, not a vault file",
+                                  hint=f"pass {what}'s file path (for example .../vault.kw)")
+        if st.st_size > limit:
+            raise UnsafeVaultPath(f"{path} is {st.st_size // (1024 * 1024)} MiB, far larger than any vault",
+                                  hint="check the path; nothing was read")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise UnsafeVaultPath(f"{path} grew past {limit // (1024 * 1024)} MiB while being read", hint="check the path")
+        return b"".join(chunks)
+    except IsADirectoryError:
+        raise UnsafeVaultPath(f"{path} is a directory, not a vault file", hint="pass the vault file with --vault") from None
+    finally:
+        os.close(fd)
+
+
+def save_failed(exc: OSError, path: Path, what: str = "the vault") -> VaultSaveFailed | None:
+    """The typed error for an OSError a save met, or None for one that is a bug."""
+    hint = _SAVE_ERRORS.get(exc.errno or 0)
+    if hint is None:
+        return None
+    return VaultSaveFailed(
+        f"could not save {path} ({exc.strerror or os.strerror(exc.errno or 0)}): nothing of this change was stored, "
+        f"{what} on disk is unchanged",
+        hint=hint.replace("DIR", str(path.parent)),
+    )
+
+
 class VaultFile:
-    """The vault's path with its lock and backup siblings."""
+    """The vault's path with its lock and backup siblings.
+
+    A vault path that is a symbolic link is followed, once, here: every sibling (the
+    lock, the .bak, temp and rescue files), every save (which replaces the target and
+    leaves the link alone) and the agent's socket name (vault.agent.resolved_vault) use
+    the same resolved path, so one vault never answers under two names."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.given = Path(path).expanduser()
+        self.path = Path(os.path.realpath(self.given))
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.bak_path = self.path.with_name(self.path.name + ".bak")
 
@@ -102,27 +204,43 @@ class VaultFile:
 
     def read(self) -> bytes:
         try:
-            return self.path.read_bytes()
+            return read_regular(self.path)
         except FileNotFoundError:
             raise VaultNotFound(f"no vault at {self.path}", hint="create one with `keyward init`") from None
-        except IsADirectoryError:
-            raise VaultError(f"{self.path} is a directory", hint="pass the vault file with --vault") from None
-        except PermissionError:
-            raise VaultError(f"cannot read {self.path}: permission denied", hint="check the file's owner") from None
 
     def read_head(self, n: int) -> bytes:
         try:
-            with open(self.path, "rb") as fh:
-                return fh.read(n)
-        except FileNotFoundError:
-            return b""
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return b""  # missing or unusable: read() says which, when it comes to that
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return b""
+            return os.read(fd, n)
+        finally:
+            os.close(fd)
 
     @contextmanager
     def locked(self, timeout: float = 10.0) -> Iterator[None]:
         """Exclusive advisory lock for one read-modify-write."""
-        ensure_private_dir(self.path.parent)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            ensure_private_dir(self.path.parent)
+            # O_NOFOLLOW: a link planted at vault.kw.lock must not make a save create or
+            # open a file somewhere else.
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafeVaultPath(
+                    f"{self.lock_path} is a symbolic link; keyward does not follow links for its lock file",
+                    hint=f"nothing was changed; remove it (rm {self.lock_path}) if you did not make it",
+                ) from None
+            failed = save_failed(exc, self.path)
+            if failed is not None:
+                raise failed from None
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UnsafeVaultPath(f"{self.lock_path} is not a regular file", hint=f"remove it: rm {self.lock_path}")
             deadline = time.monotonic() + timeout
             while True:
                 try:
@@ -143,9 +261,15 @@ class VaultFile:
 
     def write(self, data: bytes) -> None:
         """Atomic replace, keeping the previous generation as `.bak`.  Call under `locked()`."""
-        ensure_private_dir(self.path.parent)
-        self._remove_stale_temps()
-        write_private(self.path, data, before_replace=self._keep_backup if self.path.exists() else None)
+        try:
+            ensure_private_dir(self.path.parent)
+            self._remove_stale_temps()
+            write_private(self.path, data, before_replace=self._keep_backup if self.path.exists() else None)
+        except OSError as exc:
+            failed = save_failed(exc, self.path)
+            if failed is None:
+                raise
+            raise failed from None
 
     def _remove_stale_temps(self) -> None:
         # Under the lock no other writer exists, so any temp file is from a killed save.
@@ -172,6 +296,82 @@ class VaultFile:
         except OSError:
             write_private(link_tmp, self.path.read_bytes())
         os.replace(link_tmp, self.bak_path)
+
+
+# --- what keyward has seen of each vault (rollback detection) ---------------------------
+
+
+def state_dir() -> Path:
+    """keyward's state directory ($XDG_STATE_HOME/keyward, ~/.local/state/keyward): kept
+    outside the vault's directory, so whoever can swap the vault file cannot also
+    rewind what keyward remembers of it."""
+    from platformdirs import user_state_dir  # only paid for when a vault is opened
+
+    return Path(user_state_dir("keyward", appauthor=False))
+
+
+class SeenStore:
+    """The highest generation (and the audit head at it) keyward has opened or written for
+    one vault path, in `state_dir()/seen/SHA256(path).json`.  A file older than that is a
+    rollback.  Also remembers a KDF cost the user accepted past the budget for this vault.
+
+    Writes take a lock and never lower the generation (unless `force`, for `init` and
+    `restore`), so two processes recording at once cannot rewind it."""
+
+    def __init__(self, vault_path: Path) -> None:
+        self.vault = os.path.realpath(Path(vault_path).expanduser())
+        digest = hashlib.sha256(self.vault.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        self.path = state_dir() / "seen" / f"{digest}.json"
+
+    def get(self) -> dict[str, Any] | None:
+        try:
+            raw = json.loads(read_regular(self.path, limit=64 * 1024, what="keyward's state"))
+        except (OSError, VaultError, ValueError):
+            return None
+        if not isinstance(raw, dict) or raw.get("vault") != self.vault:
+            return None
+        gen, head = raw.get("generation"), raw.get("audit_head")
+        if isinstance(gen, bool) or not isinstance(gen, int) or not isinstance(head, str):
+            return None
+        return raw
+
+    def put(self, generation: int, audit_head: str, *, force: bool = False, kdf: tuple[int, int, int] | None = None,
+            now: float | None = None) -> bool:
+        """Record a generation opened or written.  Returns False if the state directory
+        cannot be written (a read-only home): the check then rests on what this process
+        saw, and the caller may say so."""
+        try:
+            self.path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+            fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            current = self.get()
+            record = dict(current or {})
+            if current is not None and not force:
+                if generation < current["generation"]:
+                    return True  # someone recorded a newer one meanwhile
+                if generation == current["generation"] and kdf is None and current.get("audit_head") == audit_head:
+                    return True  # nothing new: no write
+            if force or current is None or generation >= current["generation"]:
+                record.update(vault=self.vault, generation=generation, audit_head=audit_head,
+                              at=round(now if now is not None else time.time(), 3))
+            if kdf is not None:
+                record["accepted_kdf"] = list(kdf)
+            write_private(self.path, json.dumps(record, sort_keys=True).encode("utf-8"))
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def accepted_kdf(self) -> tuple[int, int, int] | None:
+        raw = self.get()
+        kdf = raw.get("accepted_kdf") if raw else None
+        if isinstance(kdf, list) and len(kdf) == 3 and all(isinstance(x, int) for x in kdf):
+            return (kdf[0], kdf[1], kdf[2])
+        return None
 
 
 def warn(message: str) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from vault.core.errors import InvalidCredential, KeywardError, VaultError, VenueError
+from vault.core.errors import InvalidCredential, KeywardError, VaultError, VaultSaveFailed, VenueError
 from vault.core.model import Account, Generation, Health, VaultData
 
 T = TypeVar("T")
@@ -134,6 +134,12 @@ def store_or_rescue(service, change: Callable[[VaultData], T], what: str) -> T:
         try:
             path = rescue(service, change, time.time())
         except Exception:  # noqa: BLE001 - the original failure is what to report
+            if isinstance(exc, VaultSaveFailed):  # a full or read-only disk: say what is lost
+                raise VaultSaveFailed(
+                    f"{what} but NOT stored: {exc.message}, and no rescue file could be written either",
+                    hint=f"{exc.hint}; what you entered exists only where it came from, so keep it until "
+                    "the command succeeds",
+                ) from None
             raise exc from None
         raise VaultError(
             f"{what} but the vault could not be saved ({reason}); everything, the new key included, "
