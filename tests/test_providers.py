@@ -372,7 +372,8 @@ def test_tradeready_sends_exactly_one_credential_per_request() -> None:
     agent = account("tradeready", TR | {"agent_id": "ag-1", "agent_api_key": "ak_live_agent"})
     assert tr.headers(agent, tok, NOW, "/api/v1/battles/3") == {"Authorization": "Bearer BEARER", "X-Agent-Id": "ag-1"}
     assert tr.headers(agent, tok, NOW, "/api/v1/trade/order") == {"X-API-Key": "ak_live_agent"}
-    assert tr.headers(agent, tok, NOW) == {"X-API-Key": "ak_live_agent"}  # no path: the common case
+    assert tr.headers(agent, tok, NOW, tr.common_path) == {"X-API-Key": "ak_live_agent"}  # `headers` without --path
+    assert tr.headers(agent, tok, NOW) == {"Authorization": "Bearer BEARER", "X-Agent-Id": "ag-1"}  # the token's own
     assert tr.headers(agent, None, NOW, "/api/v1/agents") == {"X-API-Key": "ak_live_agent"}  # no bearer: the key
     assert tr.needs_token(agent, None) and tr.needs_token(agent, "/api/v1/agents")  # `keyward token`: the bearer
     assert not tr.needs_token(agent, tr.common_path)

@@ -16,6 +16,8 @@ from vault.core.errors import AccountLockedOut, AuthRejected, InputError, Second
 from vault.net.http import make_client
 from vault.ops.venue_ops import LOGIN_FAILED_AT, VenueOps
 
+from .test_agent import agent, short_runtime  # noqa: F401  (fixtures: a real `keyward unlock` agent)
+
 PRIVATE = {
     "powertrade": ("GET", "/v1/balance/funds_holdings"),
     "tradeready": ("GET", "/api/v1/account/balance"),
@@ -704,3 +706,60 @@ def test_tradeready_rotate_uses_the_cached_bearer_instead_of_logging_in(service,
             result = Rotation(service, ops.check).regenerate_tradeready("bot")
             assert result.ok, result.message
         assert audit_of(service, "bot").count(("login", "ok")) == logins
+
+
+# --- the command line: headers --path and --curl-config ------------------------------------
+
+
+def _add_tradeready(vault_cli, sb) -> dict[str, str]:
+    import json
+
+    issued = sb.issue("tradeready", display_name="cli")
+    r = vault_cli("add", "tradeready", "tr", "--base-url", sb.base_url("tradeready"), "--from-json", "-",
+                  input=json.dumps(issued))
+    assert r.code == 0, r.both
+    return issued
+
+
+def test_cli_headers_path_prints_what_a_request_to_that_path_carries(vault, sb) -> None:
+    issued = _add_tradeready(vault, sb)
+    common = vault("headers", "tr")
+    assert common.code == 0, common.both
+    assert common.out.splitlines() == [f"X-API-Key: {issued['agent_api_key']}"]  # no login for the common case
+    agents = vault("headers", "tr", "--path", "/api/v1/agents", "--json")
+    assert agents.code == 0, agents.both
+    body = __import__("json").loads(agents.out)
+    assert set(body) == {"Authorization", "X-Agent-Id"} and body["X-Agent-Id"] == issued["agent_id"]
+    with make_client() as http:
+        assert http.get(sb.base_url("tradeready") + "/api/v1/agents", headers=body).status_code == 200
+    bad = vault("headers", "tr", "--path", "@evil.example/x")
+    assert bad.code != 0 and "must be a path starting with /" in bad.err and "Traceback" not in bad.err
+
+
+def test_cli_headers_curl_config_keeps_secrets_out_of_curls_argv(vault, sb, tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    issued = _add_tradeready(vault, sb)
+    config = vault("headers", "tr", "--curl-config")
+    assert config.code == 0, config.both
+    assert config.out.splitlines()[1:] == [f'header = "X-API-Key: {issued["agent_api_key"]}"']
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("no curl on this machine")
+    argv = [curl, "-sS", "--noproxy", "*", "-K", "-", "-o", str(tmp_path / "body"), "-w", "%{http_code}",
+            sb.base_url("tradeready") + "/api/v1/account/info"]
+    done = subprocess.run(argv, input=config.out, capture_output=True, text=True, timeout=30)
+    assert done.stdout == "200", done.stderr
+    assert not any(issued["agent_api_key"] in arg for arg in argv)
+    assert "--curl-config" in vault("headers", "--help").out and "argv" in vault("headers", "--help").out
+
+
+def test_cli_headers_path_through_the_unlock_agent(vault, sb, agent) -> None:
+    issued = _add_tradeready(vault, sb)
+    agent("--ttl", "10m")
+    agents = vault("headers", "tr", "--path", "/api/v1/agents", "--json", passphrase=False)
+    assert agents.code == 0, agents.both
+    assert set(__import__("json").loads(agents.out)) == {"Authorization", "X-Agent-Id"}
+    common = vault("headers", "tr", passphrase=False)
+    assert common.code == 0 and common.out.splitlines() == [f"X-API-Key: {issued['agent_api_key']}"]

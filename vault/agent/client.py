@@ -160,8 +160,10 @@ class AgentClient:
     def token(self, label: str, *, force: bool = False):
         return self._op(lambda ops: ops.token(label, force=force), "token", label=label, force=bool(force))
 
-    def headers(self, label: str):
-        return self._op(lambda ops: ops.headers(label), "headers", label=label)
+    def headers(self, label: str, path: str | None = None):
+        if path is None:
+            return self._op(lambda ops: ops.headers(label), "headers", label=label)
+        return self._op(lambda ops: ops.headers(label, path), "headers", label=label, path=path)
 
     def login(self, label: str):
         return self._op(lambda ops: ops.login(label), "login", label=label)

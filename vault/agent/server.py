@@ -564,7 +564,7 @@ def _change(handler: Callable[[Any, dict[str, Any]], Any]) -> Operation:
 # docs/agent.md lists them with the modes that allow each.
 _OPERATIONS: dict[str, Operation] = {
     "token": _fast(lambda ops, r: ops.token(_label(r), force=r.get("force") is True)),
-    "headers": _fast(lambda ops, r: ops.headers(_label(r))),
+    "headers": _fast(lambda ops, r: ops.headers(_label(r), _path(r))),
     "sign": _fast(lambda ops, r: ops.sign(_label(r), _path(r), force_login=r.get("force_login") is True)),
     "forget_session": _fast(lambda ops, r: ops.forget_session(_label(r), _session_value(r))),
     "exec_env": _fast(lambda ops, r: ops.exec_env(_label(r))),

@@ -44,9 +44,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("headers", help="print the headers a request of this account needs now")
     p.add_argument("label")
+    p.add_argument(
+        "--path", metavar="PATH",
+        help="the headers a request to PATH carries (e.g. /api/v1/agents); without it, the common case",
+    )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--curl", action="store_true", help="as curl -H arguments")
+    fmt.add_argument(
+        "--curl", action="store_true",
+        help="as curl -H arguments (they end up in curl's argv, which other users can see: prefer --curl-config)",
+    )
+    fmt.add_argument(
+        "--curl-config", action="store_true",
+        help="as a curl config for `curl -K -`: `keyward headers LABEL --curl-config | curl -K - URL` keeps them out of argv",
+    )
     p.add_argument("--copy", action="store_true", help="copy them to the clipboard instead of printing them")
     p.set_defaults(func=cmd_headers)
 
@@ -132,15 +143,31 @@ def cmd_headers(ctx: Context) -> int:
         from vault.ops.clipboard import require_backend
 
         require_backend()
-    creds = ctx.ops().headers(a.label)
+    ops = ctx.ops()
+    creds = ops.headers(a.label) if a.path is None else ops.headers(a.label, a.path)
+    if a.curl_config:
+        text = curl_config(a.label, creds.headers)
+    else:
+        text = render.headers_text(creds.headers, "json" if a.json else "curl" if a.curl else "lines")
     if a.copy:
         from vault.ops.clipboard import copy_secret
 
-        text = render.headers_text(creds.headers, "json" if a.json else "curl" if a.curl else "lines")
         copy_secret(text, ctx, label=a.label, what="headers")
         return 0
-    ctx.out(render.headers_text(creds.headers, "json" if a.json else "curl" if a.curl else "lines"))
+    ctx.out(text)
     return 0
+
+
+def curl_config(label: str, headers: dict[str, str]) -> str:
+    """The headers as a curl config file (`curl -K -` reads it from stdin), so that no
+    secret appears in curl's argv, where any local user's `ps` can read it."""
+    lines = [f"# keyward headers for {label}: pipe into `curl -K - URL`"]
+    for name, value in headers.items():
+        text = f"{name}: {value}"
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):  # a header cannot hold them; never emit a broken line
+            raise InputError(f"a header of {label!r} holds a control character", hint="re-add the account's credentials")
+        lines.append('header = "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "\n".join(lines)
 
 
 def cmd_login(ctx: Context) -> int:

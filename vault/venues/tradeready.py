@@ -216,11 +216,12 @@ class TradeReady:
         return Token(value=token, issued_at=now, expires_at=expires_at, kind="bearer")
 
     def headers(self, account: Account, token: Token | None, now: float, path: str | None = None) -> dict[str, str]:
-        """One credential: the bearer (+ X-Agent-Id) for agents and battles, else X-API-Key
-        (`None`: the common case).  Both at once would be judged on the key alone."""
+        """One credential: the bearer (+ X-Agent-Id) for agents and battles, else X-API-Key.
+        `None` (no path: `keyward token`, `exec`) carries the bearer when there is one; the
+        backend takes it everywhere.  Both at once would be judged on the key alone."""
         f = account.fields
         agent_id = f.get("agent_id")
-        if token is not None and needs_bearer(path):
+        if token is not None and (path is None or needs_bearer(path)):
             out = {"Authorization": f"Bearer {token.value}"}
             if agent_id:
                 out["X-Agent-Id"] = agent_id
