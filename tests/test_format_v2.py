@@ -491,3 +491,23 @@ def test_the_spec_answers_the_questions_issue_11_listed():
                  "Bundle payload", "Rescue files", "generation", "without `assert`"):
         assert must in doc, must
     assert "re-seals only" not in doc
+
+
+def test_a_cost_past_the_budget_is_the_users_explicit_choice_and_remembered_per_vault(tmp_path, monkeypatch):
+    """With the budget shrunk to the floor, t=2 is "too costly": cheap to test for real."""
+    monkeypatch.setattr(ff, "VAULT_BUDGET", ff.KdfBudget(8 * 1024, 8 * 1024, "vault"))
+    costly = ff.KdfParams(2, 8 * 1024, 1)
+    mine, theirs = tmp_path / "mine" / "vault.kw", tmp_path / "theirs" / "vault.kw"
+    with pytest.raises(KdfCostRefused, match="16 MiB-passes"):
+        VaultService.create(mine, PASSPHRASE, costly)
+    assert not mine.exists()
+    VaultService.create(mine, PASSPHRASE, costly, allow_kdf_cost=True).add_account(kiiex("a"))
+    assert [a.label for a in VaultService.unlock(mine, PASSPHRASE).accounts] == ["a"]  # remembered for this path
+    theirs.parent.mkdir()
+    theirs.write_bytes(mine.read_bytes())  # the same cost elsewhere was never accepted
+    with pytest.raises(KdfCostRefused, match="KEYWARD_ALLOW_KDF_COST"):
+        VaultService.unlock(theirs, PASSPHRASE)
+    monkeypatch.setenv("KEYWARD_ALLOW_KDF_COST", "1")
+    VaultService.unlock(theirs, PASSPHRASE)  # the explicit override, once...
+    monkeypatch.delenv("KEYWARD_ALLOW_KDF_COST")
+    assert [a.label for a in VaultService.unlock(theirs, PASSPHRASE).accounts] == ["a"]  # ...then remembered
