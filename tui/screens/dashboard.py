@@ -15,6 +15,8 @@ from ..widgets.countdown import duration
 from ..widgets.key_footer import KeyFooter
 from ..widgets.status_line import StatusLine
 
+MONITOR_READ_EVERY_S = 5.0  # the monitor's status file is re-read this often, not every tick
+
 
 class DashboardScreen(Screen):
     CSS_PATH = "dashboard.tcss"
@@ -107,12 +109,28 @@ class DashboardScreen(Screen):
             parts.append((f"auto-lock in {duration(self.app.last_activity + minutes * 60 - now)}", ""))
         if self.app.clipboard_deadline is not None:
             parts.append((f"clipboard clears in {duration(self.app.clipboard_deadline - now)}", "yellow"))
+        monitor = self._monitor(now)
+        if monitor is not None:
+            parts.append(monitor)
         text = Text()
         for i, (part, style) in enumerate(parts):
             if i:
                 text.append(" · ")
             text.append(part, style=style)
         self.query_one(StatusLine).show(text)
+
+    def _monitor(self, now: float) -> tuple[str, str] | None:
+        """What `keyward monitor` last said about this vault (its status file), if one ever ran."""
+        from vault.ops.monitor_status import read_status, status_path
+
+        if now - getattr(self, "_monitor_read_at", float("-inf")) >= MONITOR_READ_EVERY_S or now < self._monitor_read_at:
+            self._monitor_read_at = now
+            self._monitor_status = read_status(status_path(self.app.vault_path))
+        status = self._monitor_status
+        if status is None:
+            return None
+        style = "yellow" if not status.running else "red" if status.failing else "green"
+        return status.describe(now), style
 
     # --- the selected account ----------------------------------------------------------------
 
