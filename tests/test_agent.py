@@ -47,6 +47,7 @@ from vault.core.errors import (
     AuthRejected,
     InputError,
     KeywardError,
+    NoTerminal,
     RateLimited,
     VaultChanged,
 )
@@ -86,7 +87,7 @@ class RecordingOps:
         self.calls.append(("token", (label, force)))
         return self._creds(label)
 
-    def headers(self, label: str) -> Credentials:
+    def headers(self, label: str, path: str | None = None) -> Credentials:
         self.calls.append(("headers", label))
         return self._creds(label)
 
@@ -195,10 +196,13 @@ def test_socket_path_is_per_vault_and_follows_symlinks(runtime: Path, tmp_path: 
 def test_a_runtime_dir_open_to_others_is_not_used(tmp_path: Path) -> None:
     with short_private_dir() as shared, short_private_dir() as tmp:
         shared.chmod(0o755)
-        with mock.patch.dict(os.environ, {"XDG_RUNTIME_DIR": str(shared), "TMPDIR": str(tmp)}):
-            assert socket_path(tmp_path / "v.kw").parent == tmp / f"keyward-{os.getuid()}"
+        env = {"XDG_RUNTIME_DIR": str(shared), "TMPDIR": str(tmp), "XDG_STATE_HOME": str(tmp_path / "state")}
+        with mock.patch.dict(os.environ, env):
+            made = socket_path(tmp_path / "v.kw").parent
+            assert made.parent == tmp and made.name.startswith("keyward-") and made.name != f"keyward-{os.getuid()}"
+            assert stat.S_IMODE(os.lstat(made).st_mode) == 0o700
         shared.chmod(0o700)
-        with mock.patch.dict(os.environ, {"XDG_RUNTIME_DIR": str(shared), "TMPDIR": str(tmp)}):
+        with mock.patch.dict(os.environ, env):
             assert socket_path(tmp_path / "v.kw").parent == shared / "keyward"
 
 
@@ -218,10 +222,14 @@ def test_a_caller_without_xdg_runtime_dir_still_finds_the_agent(service: VaultSe
 def test_too_long_a_runtime_path_falls_back_to_the_temp_dir(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 90)
     deep.mkdir(mode=0o700)
-    with mock.patch.dict(os.environ, {"XDG_RUNTIME_DIR": str(deep), "TMPDIR": "/tmp"}):
+    with mock.patch.dict(os.environ, {"XDG_RUNTIME_DIR": str(deep), "TMPDIR": "/tmp", "XDG_STATE_HOME": str(tmp_path)}):
         path = socket_path(tmp_path / "v.kw")
-    assert path.parent == Path(f"/tmp/keyward-{os.getuid()}")
-    assert len(os.fsencode(path)) <= 107
+        assert socket_paths(tmp_path / "v.kw") == [path]  # a client finds it through the recorded pointer
+    try:
+        assert path.parent.parent == Path("/tmp") and path.parent.name.startswith("keyward-")
+        assert len(os.fsencode(path)) <= 107
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def test_agent_dir_is_created_0700_and_unsafe_ones_are_refused(tmp_path: Path) -> None:
@@ -397,7 +405,7 @@ def test_a_real_other_user_is_stopped_by_the_directory_and_by_so_peercred(servic
 def test_the_agent_process_cannot_dump_core_or_be_traced() -> None:
     probe = (
         "import ctypes, resource\n"
-        "from vault.agent.server import harden_process\n"
+        "from vault.core.hardening import harden_process\n"
         "harden_process()\n"
         "print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE))\n"  # PR_GET_DUMPABLE
     )
@@ -794,7 +802,7 @@ def test_lock_ends_the_agent_and_commands_prompt_again(kw: KeywardCLI, desk: Sim
     assert wait_until(lambda: not alive(info["pid"]))
     assert not agent_socket(kw).exists()
     done = kw("token", "desk", passphrase=False)
-    assert done.code == 2 and NO_PASSPHRASE in done.err
+    assert done.code == NoTerminal.exit_code and NO_PASSPHRASE in done.err
     assert kw("status", passphrase=False).code == 1
     assert kw("lock", passphrase=False).out.startswith("no agent holds")
 
@@ -807,7 +815,7 @@ def test_idle_ttl_expires_and_the_agent_exits_and_forgets(kw: KeywardCLI, desk: 
     assert not agent_socket(kw).exists()  # and cleaned up after itself
     assert kw("status", passphrase=False).code == 1
     done = kw("token", "desk", passphrase=False)
-    assert done.code == 2 and NO_PASSPHRASE in done.err
+    assert done.code == NoTerminal.exit_code and NO_PASSPHRASE in done.err
 
 
 def test_use_extends_an_idle_ttl_but_not_an_absolute_one(kw: KeywardCLI, desk: SimpleNamespace, agent: Any) -> None:
@@ -835,7 +843,7 @@ def test_a_killed_agent_leaves_the_cli_working_by_prompt(kw: KeywardCLI, desk: S
     assert agent_socket(kw).exists()  # SIGKILL leaves the socket behind
 
     done = kw("token", "desk", passphrase=False)
-    assert done.code == 2 and done.err.count("\n") == 1 and NO_PASSPHRASE in done.err
+    assert done.code == NoTerminal.exit_code and done.err.count("\n") == 1 and NO_PASSPHRASE in done.err
     done = kw("token", "desk")  # the passphrase file: the normal path
     assert done.code == 0, done.both
     assert_jwt(done.out.strip(), desk.issued)
@@ -959,7 +967,7 @@ def test_rekey_underneath_ends_the_agent_and_the_cli_prompts(kw: KeywardCLI, des
     assert "agent held the old key and has been stopped" in done.err  # said, not left to be found
     assert wait_until(lambda: not alive(info["pid"]))
     done = kw("token", "desk", passphrase=False)
-    assert done.code == 2 and NO_PASSPHRASE in done.err
+    assert done.code == NoTerminal.exit_code and NO_PASSPHRASE in done.err
     done = kw("token", "desk")
     assert done.code == 0, done.both
 

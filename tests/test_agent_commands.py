@@ -129,7 +129,7 @@ def test_exports_and_bundles_through_the_agent(
     assert json.loads((out / "hs.json").read_text())["fields"] == hs
     assert (out / "hs.json").stat().st_mode & 0o777 == 0o600  # written by the caller, not the agent
     unasked = vault("export", "hs", "--format", "env", "-o", str(out / "hs.env"), passphrase=False)
-    assert unasked.code == 2 and "--yes" in unasked.err and not (out / "hs.env").exists()
+    assert unasked.code == NoTerminal.exit_code and "--yes" in unasked.err and not (out / "hs.env").exists()
 
     bundle_pass = tmp_path / "bundle-pass"
     bundle_pass.write_text("a passphrase for the bundle only\n")
@@ -198,7 +198,7 @@ def test_a_dead_agent_means_the_prompt_again_for_writes_too(vault: KeywardCLI, s
     assert wait_until(lambda: not alive(unlocked["pid"]))
     hs = sb.issue("hypersolutions")
     done = vault("capture", "hypersolutions", "hs", input=json.dumps(hs), passphrase=False)
-    assert done.code == 2 and NO_PASSPHRASE in done.err
+    assert done.code == NoTerminal.exit_code and NO_PASSPHRASE in done.err
     assert opened(vault).accounts == []  # nothing half-stored
     done = vault("capture", "hypersolutions", "hs", input=json.dumps(hs))
     assert done.code == 0 and opened(vault).get("hs").fields == hs

@@ -48,7 +48,8 @@ def _candidate_dirs() -> list[Path]:
     """Where agents live, best first: $XDG_RUNTIME_DIR/keyward (a per-login tmpfs the
     system already made private); /run/user/UID/keyward, the same place, for callers
     whose environment lacks XDG_RUNTIME_DIR (cron, sudo -u, some IDEs), as gpg-agent
-    finds its socket dir; else a per-uid directory in the temp dir."""
+    finds its socket dir; else the private temp directory recorded in the user's state
+    directory (see private_tmp_dir)."""
     out = []
     uid = os.getuid()
     xdg = os.environ.get("XDG_RUNTIME_DIR")
@@ -57,10 +58,9 @@ def _candidate_dirs() -> list[Path]:
             candidate = Path(base) / "keyward"
             if candidate not in out:
                 out.append(candidate)
-    tmp = os.environ.get("TMPDIR") or "/tmp"
-    if not os.path.isabs(tmp):
-        tmp = "/tmp"
-    out.append(Path(tmp) / f"keyward-{uid}")
+    recorded = recorded_tmp_dir()
+    if recorded is not None:
+        out.append(recorded)
     return out
 
 
@@ -74,24 +74,92 @@ def _usable_base(path: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
+# --- without a runtime directory: an unpredictable one, found through the user's home --------
+#
+# A fixed name in a shared temp directory (/tmp/keyward-UID) can be created first by
+# another user, who then owns it: `keyward unlock` could only refuse it, and nobody but
+# root can remove it from sticky /tmp.  So, as ssh-agent does with mkdtemp, the directory
+# gets a random name, and its path is written to a file in the user's own state
+# directory, which other users cannot write: clients read it there.
+
+POINTER_NAME = "runtime-dir"
+
+
+def state_dir() -> Path:
+    """$XDG_STATE_HOME/keyward, else ~/.local/state/keyward (the XDG base directory rule)."""
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if not base.strip() or not os.path.isabs(base):
+        base = os.path.expanduser("~/.local/state")
+    return Path(base) / "keyward"
+
+
+def recorded_tmp_dir() -> Path | None:
+    """The private temp directory an earlier agent made, if it is still there and ours."""
+    try:
+        with open(state_dir() / POINTER_NAME, encoding="utf-8") as fh:
+            text = fh.read(4097).strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    path = Path(text)
+    if not text or len(text) > 4096 or not path.is_absolute():
+        return None
+    try:
+        check_private_dir(path)
+    except (OSError, AgentError):
+        return None
+    return path
+
+
+def private_tmp_dir() -> Path:
+    """The recorded private temp directory, or a new one (mkdtemp: 0700, a random
+    name) recorded for the clients to find."""
+    found = recorded_tmp_dir()
+    if found is not None:
+        return found
+    import tempfile
+
+    tmp = os.environ.get("TMPDIR") or "/tmp"
+    if not os.path.isabs(tmp):
+        tmp = "/tmp"
+    try:
+        made = Path(tempfile.mkdtemp(prefix="keyward-", dir=tmp))
+        home = state_dir()
+        home.mkdir(parents=True, mode=0o700, exist_ok=True)
+        pointer = home / POINTER_NAME
+        part = pointer.with_name(f".{POINTER_NAME}.{os.getpid()}")
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(str(made) + "\n")
+        os.replace(part, pointer)
+    except OSError as exc:
+        raise AgentError(
+            f"cannot make a private directory for the agent: {exc.strerror or exc}",
+            hint="set XDG_RUNTIME_DIR to a private directory",
+        ) from None
+    return made
+
+
 def socket_paths(vault_path: str | os.PathLike[str]) -> list[Path]:
     """Every place this vault's agent may listen, best first (only paths that fit in
-    sun_path: pytest's and macOS's temp paths can be long).  An agent binds the first;
-    a client tries them in turn."""
+    sun_path: pytest's and macOS's temp paths can be long).  A client tries them in
+    turn; an empty list means no agent can be listening."""
     name = socket_name(vault_path)
-    paths = [d / name for d in _candidate_dirs()]
-    fitting = [p for p in paths if len(os.fsencode(p)) <= _SUN_PATH_MAX]
-    if not fitting:
+    return [p for p in (d / name for d in _candidate_dirs()) if len(os.fsencode(p)) <= _SUN_PATH_MAX]
+
+
+def socket_path(vault_path: str | os.PathLike[str]) -> Path:
+    """Where an agent for this vault listens when started now (making the private temp
+    directory when there is no runtime directory whose path fits)."""
+    found = socket_paths(vault_path)
+    if found:
+        return found[0]
+    path = private_tmp_dir() / socket_name(vault_path)
+    if len(os.fsencode(path)) > _SUN_PATH_MAX:
         raise AgentError(
             "no directory for the agent's socket has a short enough path",
             hint="set XDG_RUNTIME_DIR or TMPDIR to a shorter private directory",
         )
-    return fitting
-
-
-def socket_path(vault_path: str | os.PathLike[str]) -> Path:
-    """Where an agent for this vault listens when started now."""
-    return socket_paths(vault_path)[0]
+    return path
 
 
 def check_private_dir(path: Path) -> None:

@@ -1,11 +1,13 @@
-"""Starting an agent: a fresh, detached interpreter that receives the data key on a pipe.
+"""Starting an agent: a fresh, detached interpreter that receives the data key on a socket.
 
 Why a new interpreter (``python -m vault.agent``) rather than fork(): a forked child
 would inherit a copy of everything the parent ever held, the passphrase included, and
 whatever threads or OpenSSL state the parent had.  A fresh process holds only what it is
 sent: the 32-byte data key, never the passphrase (which stays in `keyward unlock` and
 dies with it).  Not in argv (visible in ps), not in the environment (/proc/PID/environ):
-through an inherited pipe that only the two processes hold.
+through an inherited socket pair that only the two processes hold, and only after the
+agent has made itself non-dumpable (a pipe can be reopened through /proc/PID/fd; a
+socket cannot).
 
 The agent is fully detached: stdin, stdout and stderr on /dev/null, its own session
 (no controlling terminal, so closing the terminal does not kill it, and it never holds
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -55,13 +58,15 @@ def start_agent(
     if len(data_key) != 32:
         raise AgentError("internal: a data key is 32 bytes", hint="report this")
     vault = resolved_vault(vault_path)
-    key_r, key_w = os.pipe()
+    # The key travels over a socket pair, only once the agent reports that it is hardened
+    # (vault.agent.server.read_key): a pipe could be reopened through /proc/PID/fd.
+    key_chan, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     ready_r, ready_w = os.pipe()
     debug = bool(os.environ.get("KEYWARD_DEBUG"))
     cmd = [
         sys.executable, "-P", "-m", "vault.agent",
         "--vault", vault, "--ttl", repr(float(ttl)),
-        "--key-fd", str(key_r), "--ready-fd", str(ready_w),
+        "--key-fd", str(agent_end.fileno()), "--ready-fd", str(ready_w),
     ] + (["--absolute"] if absolute else []) + (["--dashboard"] if dashboard else []) + (
         ["--tokens-only"] if tokens_only else [])
     try:
@@ -70,24 +75,26 @@ def start_agent(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=None if debug else subprocess.DEVNULL,  # KEYWARD_DEBUG: see its traceback
-            pass_fds=(key_r, ready_w),
+            pass_fds=(agent_end.fileno(), ready_w),
             start_new_session=True,
             cwd="/",
             env=agent_env(),
         )
     except OSError as exc:
-        for fd in (key_w, ready_r):
-            os.close(fd)
+        key_chan.close()
+        os.close(ready_r)
         raise AgentError(f"cannot start the agent: {exc.strerror}", hint="check that keyward's python runs") from None
     finally:
-        os.close(key_r)
+        agent_end.close()
         os.close(ready_w)
     try:
-        os.write(key_w, data_key)
-    except BrokenPipeError:
-        pass  # it died already; the ready pipe says so
+        key_chan.settimeout(READY_TIMEOUT_S)
+        if key_chan.recv(1) == b"H":
+            key_chan.sendall(data_key)
+    except OSError:
+        pass  # it died or hung before hardening; the ready pipe says which
     finally:
-        os.close(key_w)
+        key_chan.close()
     try:
         line = _read_line(ready_r, READY_TIMEOUT_S)
     finally:

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 from vault.core.errors import AgentDeclined, AgentError, KeywardError, VaultChanged
 from vault.agent import ensure_private_dir, resolved_vault, socket_path
+from vault.core.hardening import harden_process
 from vault.agent.protocol import (
     PROTOCOL_VERSION,
     ProtocolError,
@@ -48,6 +49,7 @@ TICK_S = 0.25  # how often the TTL, the socket and the vault file are checked
 CLIENT_IDLE_S = 60.0  # an answered client's connection that sends nothing for this long is closed
 FRAME_S = 2.0  # a new connection's first request, and any request once begun, must arrive within this
 MAX_CLIENTS = 256  # half-open connections die within FRAME_S, so legitimate clients find a slot
+KEY_TIMEOUT_S = 30.0  # how long the agent waits for its key
 DROP_WAIT_S = 2.0  # how long an exit lets operations in flight finish before the key is dropped anyway
 MAX_LABELS = 1000
 
@@ -638,36 +640,32 @@ def peer_credential_option() -> int | None:
 # --- the process -----------------------------------------------------------------------------
 
 
-def harden_process() -> None:
-    """What ssh-agent and gpg-agent do: no core dumps, and not dumpable, which also stops
-    other processes of the same user from ptrace-attaching or reading /proc/PID/mem."""
-    import resource
-
-    try:
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ValueError, OSError):
-        pass
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            PR_SET_DUMPABLE = 4
-            libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-
-
 def read_key(fd: int) -> bytes:
-    """The 32-byte data key from the launcher's pipe, then EOF."""
-    chunks, total = [], 0
-    with os.fdopen(fd, "rb", buffering=0) as pipe:
+    """The 32-byte data key from the launcher's end of a socket pair, then EOF.
+
+    A socket, not a pipe: /proc/PID/fd/N of a socket cannot be opened, by anyone, so
+    no other process can read the key out of the channel.  And the launcher sends the
+    key only after this process says it is hardened (non-dumpable, no core files):
+    before that, a process of the same user could ptrace it or take the descriptor."""
+    import stat
+
+    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        raise AgentError("the agent's key channel is not a socket", hint="start it with `keyward unlock`")
+    chan = socket.socket(fileno=fd)
+    try:
+        chan.settimeout(KEY_TIMEOUT_S)
+        chan.sendall(b"H")  # hardened: the launcher may send the key now
+        chunks, total = [], 0
         while total <= 64:
-            chunk = pipe.read(65 - total)
+            chunk = chan.recv(65 - total)
             if not chunk:
                 break
             chunks.append(chunk)
             total += len(chunk)
+    except OSError:
+        raise AgentError("the agent did not receive a data key", hint="start it with `keyward unlock`") from None
+    finally:
+        chan.close()
     key = b"".join(chunks)
     if len(key) != 32:
         raise AgentError("the agent did not receive a data key", hint="start it with `keyward unlock`")
@@ -713,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.umask(0o077)
-    harden_process()
+    harden_process()  # before the key exists in this process: see read_key
     try:
         ready = os.fdopen(args.ready_fd, "wb", buffering=0)
     except OSError:

@@ -13,7 +13,7 @@ import os
 import re
 import time
 
-from vault.core.errors import InputError, KeywardError
+from vault.core.errors import InputError, KeywardError, UsageError
 from vault.cli.context import Context
 
 DEFAULT_TTL = "15m"
@@ -119,7 +119,7 @@ def cmd_unlock(ctx: Context) -> int:
     a = ctx.args
     ttl = parse_duration(a.ttl)
     if a.dashboard and a.tokens_only:
-        raise InputError("--dashboard hands the dashboard the data key; --tokens-only withholds every secret",
+        raise UsageError("--dashboard hands the dashboard the data key; --tokens-only withholds every secret",
                          hint="choose one")
     vault = resolved_vault(ctx.vault_path)
     running = connect(ctx.vault_path)
@@ -143,7 +143,7 @@ def cmd_unlock(ctx: Context) -> int:
     blob = VaultFile(ctx.vault_path).read()  # "no vault here" before asking for a passphrase
     # Proved here, in the foreground, so a wrong passphrase is reported at once; the
     # agent then receives the data key, never the passphrase.
-    _header, key, plaintext = ff.decrypt(blob, ctx.passphrase())
+    _header, key, plaintext = ctx.with_passphrase(lambda passphrase: ff.decrypt(blob, passphrase))
     decode_payload(plaintext)  # a payload this keyward reads, before an agent holds it
     del plaintext
     info = start_agent(vault, key, ttl=ttl, absolute=a.absolute, dashboard=a.dashboard,
@@ -166,13 +166,39 @@ def cmd_lock(ctx: Context) -> int:
         removed = _remove_stale_socket(ctx)
         ctx.out(f"no agent holds {vault} unlocked" + ("; removed the socket a killed agent left" if removed else ""))
         return 0
-    pid, path = client.pid, client.path
+    pid = client.pid
     client.lock()
-    deadline = time.monotonic() + 5.0  # it removes its socket first thing on the way out
-    while path is not None and path.exists() and time.monotonic() < deadline:
+    # "Locked" only once the process holding the key is gone: an operation in flight
+    # gets DROP_WAIT_S to finish, then the agent drops the key and exits regardless.
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while _running(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
+    if _running(pid):
+        ctx.out(f"asked agent pid {pid} to stop: it is finishing an operation and drops {vault} within seconds")
+        return 0
     ctx.out(f"locked {vault}: agent pid {pid} stopped and dropped the vault")
     return 0
+
+
+LOCK_WAIT_S = 5.0  # the agent's own DROP_WAIT_S (2 s) plus its exit
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited agent waits to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
 
 def cmd_status(ctx: Context) -> int:

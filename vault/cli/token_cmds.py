@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         usage="keyward exec LABEL -- CMD [ARGS...]",
     )
     p.add_argument("label")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run and its arguments")
     p.set_defaults(func=cmd_exec)
 
     p = sub.add_parser("check", help="health-check accounts against their venues (exit 0 only if all are healthy)")
@@ -92,8 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         usage="keyward setting LABEL [NAME [VALUE] | --unset NAME] [--json]",
     )
     p.add_argument("label")
-    p.add_argument("name", nargs="?")
-    p.add_argument("value", nargs="?")
+    p.add_argument("name", nargs="?", help="a setting (without NAME: list them all, with their defaults)")
+    p.add_argument("value", nargs="?", help="its new value")
     p.add_argument("--unset", nargs="?", const=True, default=False, metavar="NAME",
                    help="put NAME back to the venue's default (`--unset NAME`, or `NAME --unset`)")
     p.add_argument("--json", action="store_true")
@@ -192,7 +192,10 @@ def cmd_exec(ctx: Context) -> int:
         command = command[1:]
     if not command:
         raise UsageError("no command to run", hint=f"keyward exec {a.label} -- CMD [ARGS...]")
-    env = dict(os.environ)
+    # CMD gets what docs/python-api.md lists and nothing of keyward's own: not where the
+    # passphrase is (KEYWARD_PASSPHRASE_FILE would let it open the whole vault), not the
+    # vault's path, nothing else keyward reads from its environment.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("KEYWARD_")}
     env.update(ctx.ops().exec_env(a.label))
     path = shutil.which(command[0], path=env.get("PATH"))
     if path is None:
@@ -228,6 +231,8 @@ def check_row(label: str, health: Health, info: dict[str, Any] | None) -> dict[s
             "venue": info.get("venue"),
             "rate_limit": info.get("rate_limit"),
             "token": info.get("token"),
+            "signed_per_request": info.get("signed_per_request"),
+            "signature_window_s": info.get("signature_window_s"),
             "key_age_days": info.get("key_age_days"),
             "key_max_age_days": info.get("key_max_age_days"),
             "key_overdue": info.get("key_overdue"),
@@ -245,7 +250,9 @@ def _line(row: dict[str, Any]) -> str:
     if row["skew_s"] is not None:
         parts.append(f"skew {row['skew_s']:+.1f} s")
     tok = row.get("token")
-    if tok and tok.get("expires_at"):
+    if row.get("signed_per_request"):  # nothing to expire: each request is signed afresh
+        parts.append(f"signed per request ({row.get('signature_window_s')} s window)")
+    elif tok and tok.get("expires_at"):
         parts.append(f"{tok['kind']} until {tok['expires_at']}")
     if row.get("key_age_days") is not None:
         parts.append(f"key {row['key_age_days']:.0f}d" + (" (rotate!)" if row.get("key_overdue") else ""))

@@ -183,6 +183,7 @@ class MergeItem:
     incoming: Account
     action: str  # "add", "keep-both", "skip", "replace", "identical"
     label: str  # the label it ends up under (for keep-both, the new one)
+    moved: tuple[str, str] | None = None  # replace: (old host, new host) when the base URL changes
 
     def describe(self) -> str:
         source = self.incoming.label
@@ -190,13 +191,28 @@ class MergeItem:
             "add": f"added {self.label}",
             "keep-both": f"added {source} as {self.label} (kept both)",
             "skip": f"skipped {source} (a different account has that label)",
-            "replace": f"replaced {self.label}",
+            "replace": f"replaced {self.label}" + (f" (its base URL moves from {self.moved[0]} to {self.moved[1]})"
+                                                   if self.moved else ""),
             "identical": f"{source} is already in the vault{'' if self.label == source else ' as ' + self.label}, unchanged",
         }[self.action]
 
 
+# What an import would change in an account already there, by name: every part a bundle
+# carries (_MOVED) except its label and timestamps.  An account equal in all of them is
+# "already in the vault, unchanged"; one that differs in any, settings included, is a
+# conflict to decide (replace, keep both, skip), never silently dropped.
+_COMPARED = (("venue", ("venue",)), ("location", ("env", "base_url")), ("credentials", ("fields",)),
+             ("settings", ("settings",)), ("notes and tags", ("notes", "tags")))
+
+
+def differences(existing: Account, incoming: Account) -> list[str]:
+    """What differs between the two, by part ("settings", ...): names only, no values."""
+    a, b = _moved(existing), _moved(incoming)
+    return [part for part, keys in _COMPARED if any(a[k] != b[k] for k in keys)]
+
+
 def same_account(a: Account, b: Account) -> bool:
-    return a.venue == b.venue and a.fields == b.fields and a.base_url == b.base_url
+    return not differences(a, b)
 
 
 def copy_of(data: VaultData, acct: Account) -> Account | None:
@@ -254,8 +270,19 @@ def plan(data: VaultData, incoming: list[Account], decide: Callable[[Account, Ac
             if action == "keep-both":
                 label = free_label(acct.label, taken)
                 taken.add(label)
-            items.append(MergeItem(acct, action, label))
+            moved = None
+            if action == "replace" and existing.base_url != acct.base_url:
+                moved = (host_of(existing.base_url), host_of(acct.base_url))
+            items.append(MergeItem(acct, action, label, moved))
     return items
+
+
+def host_of(url: str) -> str:
+    """scheme://host[:port] of a base URL, for messages and the audit trail."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url[:80]
 
 
 def apply(data: VaultData, items: list[MergeItem], now: float, audit: Callable[..., None]) -> None:
@@ -280,14 +307,15 @@ def apply(data: VaultData, items: list[MergeItem], now: float, audit: Callable[.
             old = data.find(item.label)
             if old is not None:
                 if old.venue == new.venue:
-                    new.generations = list(old.generations) + [
-                        Generation(dict(old.fields), old.rotated_at or old.created_at, now, "replaced by import")
-                    ]
-                    from vault.ops.rotation import trim_generations
+                    from vault.ops.rotation import retired, trim_generations
 
+                    new.generations = list(old.generations) + [retired(old, now, "replaced by import")]
                     trim_generations(new)
                 data.accounts[data.accounts.index(old)] = new
-                audit(data, "import", item.label, "ok", "replaced from an encrypted bundle")
+                detail = "replaced from an encrypted bundle"
+                if old.base_url != new.base_url:  # where its credentials go changed: say so
+                    detail += f"; base URL {host_of(old.base_url)} -> {host_of(new.base_url)}"
+                audit(data, "import", item.label, "ok", detail)
                 continue
         data.accounts.append(new)
         detail = "from an encrypted bundle" + (f" (bundled as {acct.label})" if item.label != acct.label else "")

@@ -59,9 +59,14 @@ def trim_generations(acct: Account, keep: int = MAX_GENERATIONS) -> None:
         del acct.generations[: len(acct.generations) - keep]
 
 
+def retired(acct: Account, now: float, reason: str) -> Generation:
+    """The account's current credential set as a retired generation, with where it is used."""
+    return Generation(dict(acct.fields), acct.rotated_at or acct.created_at, now, reason, acct.base_url, acct.env)
+
+
 def install(acct: Account, new_fields: dict[str, str], now: float, reason: str = "rotated") -> None:
     """Make `new_fields` current; the current set becomes the newest retired generation."""
-    acct.generations.append(Generation(dict(acct.fields), acct.rotated_at or acct.created_at, now, reason))
+    acct.generations.append(retired(acct, now, reason))
     trim_generations(acct)
     acct.fields = dict(new_fields)
     acct.rotated_at = now
@@ -73,8 +78,10 @@ def swap_back(acct: Account, now: float, reason: str) -> Generation:
     if not acct.generations:
         raise InvalidCredential(f"{acct.label!r} has no earlier credential to roll back to", hint="nothing was changed")
     previous = acct.generations.pop()
-    acct.generations.append(Generation(dict(acct.fields), acct.rotated_at or acct.created_at, now, reason))
+    acct.generations.append(retired(acct, now, reason))
     acct.fields = dict(previous.fields)
+    if previous.base_url is not None:  # the credential goes back to where it was used
+        acct.base_url, acct.env = previous.base_url, previous.env
     acct.rotated_at = previous.created_at or now
     _forget_session(acct)
     return previous
