@@ -205,6 +205,32 @@ def test_tradeready_tampered_bearer_is_refused_and_the_api_relogs_once(ops, serv
     assert audit_of(service, "tr").count(("login", "ok")) == logins + 1
 
 
+@pytest.mark.parametrize("code", ["INVALID_API_KEY", "INVALID_TOKEN"])  # the backend's, the seed page's
+def test_tradeready_login_refusals_name_the_cause_for_either_code(ops, sandbox, sandbox_account, code) -> None:
+    sandbox.configure(tradeready_wrong_secret_code=code)
+    fields = sandbox.issue("tradeready", display_name="x")
+    sandbox_account("tradeready", "tr", fields={"api_key": fields["api_key"], "api_secret": "sk_live_wrong"})
+    with pytest.raises(AuthRejected) as info:
+        ops.login("tr")
+    text = str(info.value)
+    assert "API secret does not match" in text and code in text and "TradeReady says: API secret" in text
+    assert "agent" not in text.split(":")[0]  # not "agent keys cannot log in"
+    sandbox_account("tradeready", "ghost", fields={"api_key": "ak_live_" + "0" * 64, "api_secret": "sk_live_x"})
+    from vault.core.errors import VenueError
+
+    with pytest.raises(VenueError) as info:
+        ops.login("ghost")
+    assert "no account with the API key" in str(info.value) and "ACCOUNT_NOT_FOUND" in str(info.value)
+    assert "check the account's agent_id" not in str(info.value)
+
+
+def test_cli_register_with_a_bad_email_says_which_field_and_why(vault, sb) -> None:
+    r = vault("register", "tradeready", "bot", "--display-name", "Bot", "--email", "nope",
+              "--base-url", sb.base_url("tradeready"))
+    assert r.code != 0 and r.err.count("\n") == 1, r.err
+    assert "email: value is not a valid email address" in r.err and "HTTP 422" in r.err
+
+
 def test_tradeready_wrong_secret_says_so(ops, sandbox, sandbox_account) -> None:
     fields = sandbox.issue("tradeready", display_name="x")
     sandbox_account("tradeready", "tr", fields={"api_key": fields["api_key"], "api_secret": "sk_live_wrong"})

@@ -12,6 +12,9 @@ so a request carrying both would be judged on its key alone.  Bearer requests ca
 `X-Agent-Id` when the account has an `agent_id`; `X-API-Key` carries the agent's own key
 when one is stored (least privilege: that key reaches only the agent's balances and orders).
 
+The login request carries only its JSON body: the venue's SDK also sends `X-API-Key` on
+it, which the backend ignores on that public path (harmless either way).
+
 Error envelopes come in two shapes: TradeReady's `{"error": {code, message, details}}`
 and FastAPI's own `422 {"detail": [{loc, msg, type}]}` for a request that fails
 validation; both are read.  The venue's short message is quoted only when it is plain
