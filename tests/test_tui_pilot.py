@@ -659,3 +659,32 @@ async def test_copy_respects_a_clipboard_turned_off(demo, clock, sandbox, monkey
         assert any("KEYWARD_CLIPBOARD=none" in n for n in notes(app))
         audit = fresh(demo.service.file.path).data.audit
         assert not [e for e in audit if e.action == "copy" and e.account == "kiiex-spot"]
+
+
+async def test_a_dashboard_that_dies_after_a_copy_still_has_the_clipboard_cleared(demo, clock, sandbox, tmp_path,
+                                                                                    monkeypatch) -> None:
+    """The CLI's detached clearer serves the dashboard's copies too: killed (SIGKILL, a
+    crash) before its own timer fires, it still leaves no token on the clipboard."""
+    from .test_agent import wait_until
+    from .test_clipboard import FAKE_XCLIP
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "xclip").write_text(FAKE_XCLIP)
+    (bindir / "xclip").chmod(0o755)
+    store = tmp_path / "clipboard"
+    for name, value in {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "DISPLAY": ":99",
+                        "FAKE_CLIPBOARD": str(store), "WAYLAND_DISPLAY": "", "KEYWARD_CLIPBOARD": ""}.items():
+        monkeypatch.setenv(name, value)
+    demo.service.transact(lambda data: setattr(data.settings, "clipboard_clear_seconds", 1))
+    app = make_app(demo, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select(app, pilot, "kiiex-spot")
+        await press(app, pilot, "c")
+        token = fresh(demo.service.file.path).get("kiiex-spot").token.value
+        assert store.read_text() == token
+        # What a SIGKILL means: the dashboard itself never gets to clear.
+        app.clipboard_deadline = None
+        app._clipboard_tool = None
+    assert wait_until(lambda: store.read_text() == "", timeout=20), "the token stayed on the clipboard"

@@ -56,6 +56,118 @@ def _account_commands():
 
 CLIPBOARD_OFF = "Not copied: the clipboard is turned off (KEYWARD_CLIPBOARD=none)."
 
+# --- ending on SIGHUP / SIGTERM --------------------------------------------------------------
+#
+# A closed terminal (SIGHUP) or a kill (SIGTERM) must end the app the normal way, so the
+# clipboard is cleared and `keyward demo` removes its throwaway vault.  Three races made
+# that intermittent (issue 14):
+#   - tmux's kill-server hangs the terminal up (the kernel's SIGHUP) and signals too: the
+#     second SIGHUP arrived after the event loop had closed, when asyncio had put the
+#     default action (terminate) back, and killed the process before the demo's clean-up;
+#   - a hung-up terminal fails Textual's writes with EIO, which ended its writer thread;
+#     the next 30 writes filled its queue and the main thread blocked for ever on it, with
+#     the loop (and so the loop's SIGTERM handler) stuck behind it: SIGTERM was ignored;
+#   - a signal before the loop ran still had the default action.
+# So: the handler is a plain signal.signal one, installed before the demo builds its vault
+# and kept until the process ends; it takes no lock (a byte down a pipe, and
+# call_soon_threadsafe), so it cannot wait on one the interrupted main thread holds.  Writes
+# to a terminal that is gone are dropped.  And a watchdog thread, woken by that byte, ends
+# the process (after the registered emergency clean-ups) if a graceful exit has not
+# finished within EXIT_GRACE_S.
+
+EXIT_SIGNALS = ("SIGHUP", "SIGTERM")
+EXIT_GRACE_S = 10.0
+
+
+class ExitSignals:
+    """Process-wide: what the first SIGHUP/SIGTERM does, and that later ones change nothing."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []  # (list.append is atomic: safe in a handler)
+        self.app: KeywardApp | None = None
+        self.loop: Any = None
+        self.done = False  # the app has returned: the caller's clean-up is under way
+        self.emergency: list[Callable[[], None]] = []  # run by the watchdog before it ends the process
+        self.installed = False
+        self._wake_r = self._wake_w = -1
+
+    def install(self) -> None:
+        """Idempotent.  Main thread only (signal.signal's rule); elsewhere a no-op."""
+        import signal
+
+        if self.installed or threading.current_thread() is not threading.main_thread():
+            return
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        threading.Thread(target=self._watchdog, name="keyward exit watchdog", daemon=True).start()
+        for name in EXIT_SIGNALS:
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), self._handle)
+        self.installed = True
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        first = not self.received
+        self.received.append(signum)
+        if not first:
+            return  # already ending: a second SIGHUP or SIGTERM changes nothing
+        try:
+            os.write(self._wake_w, b"x")  # the watchdog starts its count
+        except OSError:
+            pass
+        loop, app = self.loop, self.app
+        if not self.done and loop is not None and app is not None:
+            try:
+                loop.call_soon_threadsafe(app._signalled)
+            except RuntimeError:  # the loop has closed: the app is returning anyway
+                pass
+        # Before the loop runs, the app sees `received` on mount and exits at once.
+
+    def _watchdog(self) -> None:
+        try:
+            os.read(self._wake_r, 1)
+        except OSError:
+            return
+        deadline = time.monotonic() + EXIT_GRACE_S
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        for cleanup in list(self.emergency):
+            try:
+                cleanup()
+            except Exception:  # noqa: BLE001 - the process ends next whatever happens
+                pass
+        os._exit(1)
+
+
+EXIT = ExitSignals()
+
+
+class _HangupSafeFile:
+    """The terminal stream Textual writes to, minus the failure of a hung-up terminal: a
+    write that fails (EIO, EPIPE) marks the terminal gone and later writes are dropped,
+    so Textual's writer thread never dies and never leaves its queue to fill."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._file.write(text)
+            except (OSError, ValueError):
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._file.flush()
+            except (OSError, ValueError):
+                self.gone = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
 
 class KeywardApp(App[None]):
     TITLE = "keyward"
@@ -68,6 +180,10 @@ class KeywardApp(App[None]):
         Binding("question_mark", "help", "Help", key_display="?", id="app.help", tooltip="Help: every key of this screen"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True,
                 tooltip="Quit (the clipboard is cleared and the vault dropped first)"),
+        # `q` too, as in htop, k9s and lazygit: not a priority binding, so a focused text
+        # box (a passphrase, the filter) takes the letter and `q` quits only outside one.
+        Binding("q", "quit", "Quit", id="app.quit_q", show=False,
+                tooltip="Quit (outside text boxes; ctrl+q anywhere)"),
     ]
 
     def __init__(
@@ -194,13 +310,21 @@ class KeywardApp(App[None]):
             except KeywardError:
                 tool = None
         self._clipboard_tool = tool
+        seconds = self.session.settings.clipboard_clear_seconds if self.session else 30
         if tool is not None:
             self._clipboard_salt = os.urandom(16)
             self._clipboard_mac = fingerprint(self._clipboard_salt, text)
             self._clipboard = text  # the in-app copy, for pasting inside the app
+            # The CLI's detached clearer as well: a dashboard killed before its own timer
+            # fires (SIGKILL, a crash) must not leave the token on the clipboard.
+            from vault.ops.clipboard import spawn_clearer
+
+            try:
+                spawn_clearer(tool, text, seconds)
+            except OSError:
+                pass  # the dashboard's own timer still clears it
         else:
             super().copy_to_clipboard(text)
-        seconds = self.session.settings.clipboard_clear_seconds if self.session else 30
         self.clipboard_deadline = self.clock() + seconds
         self.notify(f"Copied {what}; the clipboard clears in {seconds} s.", title="Copied")
 
@@ -256,23 +380,39 @@ class KeywardApp(App[None]):
 
     # --- signals ---------------------------------------------------------------------------
 
-    _SIGNALS = ("SIGHUP", "SIGTERM")
+    def get_driver_class(self):
+        """The platform's driver, writing through _HangupSafeFile (see ExitSignals)."""
+        base = super().get_driver_class()
+
+        class HangupSafeDriver(base):  # type: ignore[valid-type, misc]
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                if getattr(self, "_file", None) is not None:
+                    self._file = _HangupSafeFile(self._file)
+
+        HangupSafeDriver.__name__ = HangupSafeDriver.__qualname__ = f"HangupSafe{base.__name__}"
+        return HangupSafeDriver
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        EXIT.install()
+        try:
+            return super().run(*args, **kwargs)
+        finally:
+            if EXIT.app is self:
+                EXIT.loop = EXIT.app = None
+                EXIT.done = True  # the caller's clean-up runs next: a signal no longer interrupts it
 
     def _catch_signals(self) -> None:
         """A closed terminal (SIGHUP) or a kill (SIGTERM) would end the process where it
         stands: the clipboard keeps the token and `keyward demo` leaves its vault in /tmp.
-        Quit the normal way instead.  (The loop removes its handlers when it closes.)"""
+        Quit the normal way instead (ExitSignals says how, and which races that closes)."""
         import asyncio
-        import signal
 
-        if self.is_headless:
+        if self.is_headless or not EXIT.installed:
             return
-        loop = asyncio.get_running_loop()
-        for name in self._SIGNALS:
-            try:
-                loop.add_signal_handler(getattr(signal, name), self._signalled)
-            except (AttributeError, NotImplementedError, RuntimeError, ValueError):
-                pass  # not on this platform, or not the main thread
+        EXIT.loop, EXIT.app = asyncio.get_running_loop(), self
+        if EXIT.received:  # a signal came before the loop ran
+            self._signalled()
 
     def _signalled(self) -> None:
         self.clear_clipboard()
@@ -339,6 +479,12 @@ class KeywardApp(App[None]):
         self.workers.cancel_group(self, "keyward")  # thread workers finish; their results are dropped
         self.clear_clipboard()
         session.close()
+        del session
+        # Best effort (docs/dashboard.md): free what held decrypted values now, rather than
+        # whenever the collector next runs; Python cannot overwrite the freed memory.
+        import gc
+
+        gc.collect()
         self._show_gate(message)
 
     async def action_quit(self) -> None:

@@ -40,10 +40,20 @@ def _need_terminal(ctx: Context) -> None:
         raise InputError("the dashboard needs a terminal", hint="run it in one, or use a command: see `keyward --help`")
 
 
+def harden_dashboard() -> None:
+    """Before any key or passphrase is in this process: no core files, not dumpable
+    (another process of the user cannot read /proc/PID/mem or ptrace it), as the
+    unlock agent does.  docs/dashboard.md says what this does and does not guarantee."""
+    from vault.core.hardening import harden_process
+
+    harden_process()
+
+
 def open_dashboard(ctx: Context) -> int:
     """The unlock (or, on first run, create) screen for ctx.vault_path, then the dashboard.
     With --passphrase-file the vault is unlocked before the screen opens."""
     _need_terminal(ctx)
+    harden_dashboard()
     from vault.core.storage import permission_warning
 
     warning = permission_warning(ctx.vault_path)
@@ -178,26 +188,49 @@ def build_demo(
 
 
 def demo_banner(passphrase: str, vault_path: Path, sandbox_url: str) -> str:
-    """The demo's two lines above the table: what it is, its passphrase (to try lock and
-    unlock), and where to point the CLI and the sandbox's fault switches meanwhile."""
+    """The demo's lines above the table: what it is, its passphrase (to try lock and
+    unlock), how to run the CLI beside it (the keyward this demo runs, where it is not on
+    PATH), where new credentials come from, and the sandbox's fault switches."""
     return (f"DEMO: a throwaway vault on a local sandbox (fake venues, no money). "
             f"Passphrase: {passphrase} (l locks).\n"
-            f"Try the CLI beside it: keyward --vault {vault_path} list  ·  "
-            f"sandbox faults: {sandbox_url}/_sandbox/config")
+            f"Try the CLI beside it: {keyward_command()} --vault {vault_path} list\n"
+            f"New credentials: POST {sandbox_url}/VENUE/_sandbox/api-keys (TradeReady: keyward register)  ·  "
+            f"faults: {sandbox_url}/_sandbox/config")
+
+
+def keyward_command() -> str:
+    """How to call this keyward from another terminal: `keyward` when that is it on PATH,
+    else the script beside this interpreter (.venv/bin/keyward after `make demo`)."""
+    import shutil
+
+    beside = Path(sys.executable).parent / "keyward"
+    on_path = shutil.which("keyward")
+    if on_path and (not beside.exists() or Path(on_path).resolve() == beside.resolve()):
+        return "keyward"
+    if beside.exists():
+        return str(beside) if not beside.is_relative_to(Path.cwd()) else str(beside.relative_to(Path.cwd()))
+    return f"{sys.executable} -m vault"
 
 
 def cmd_demo(ctx: Context) -> int:
     """Start the sandbox in-process, build a throwaway vault, open the dashboard unlocked."""
     _need_terminal(ctx)
+    harden_dashboard()
     import tempfile
 
     from vault.sandbox import Sandbox, SandboxConfig
 
+    import shutil
+
+    from tui.app import EXIT, KeywardApp
+
+    # SIGHUP/SIGTERM end the demo the normal way from here on, clean-up included
+    # (tui.app.ExitSignals), even while it is still building its vault.
+    EXIT.install()
     print("keyward demo: starting the local sandbox and provisioning four accounts…", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="keyward-demo-") as tmp, Sandbox(SandboxConfig()) as sandbox:
+        EXIT.emergency.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
         demo = build_demo(Path(tmp) / "demo.kw", sandbox, clock=ctx.clock)
-        from tui.app import KeywardApp
-
         path = Path(tmp) / "demo.kw"
         banner = demo_banner(demo.passphrase, path, sandbox.url)
         app = KeywardApp(path, service=demo.service, clock=ctx.clock, banner=banner)
