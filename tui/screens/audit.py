@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Header, Static
 from ..widgets.key_footer import KeyFooter
 
 from vault.core.model import iso
+from vault.core.text import printable
 
 
 class AuditScreen(Screen):
@@ -52,7 +53,10 @@ class AuditScreen(Screen):
         table.clear()
         for e in reversed(entries):
             style = "" if e.outcome in ("ok", "") else "yellow" if e.outcome in ("stored", "unverified") else "red"
-            table.add_row(iso(e.at), e.action, e.account or "(vault)", Text(e.outcome, style=style), e.detail)
+            # Every cell as Text: a detail such as "a[/b].kwb" is not markup, and control
+            # characters in it are shown, not sent to the terminal.
+            table.add_row(iso(e.at), Text(printable(e.action)), Text(printable(e.account or "(vault)")),
+                          Text(printable(e.outcome), style=style), Text(printable(e.detail)))
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -3,6 +3,7 @@ is refused with the reason."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
@@ -15,6 +16,7 @@ from ..widgets.secret_input import SecretInput
 from ..widgets.strength_meter import StrengthMeter
 from ..workers import error_line
 from ._common import display_path
+from vault.core.text import printable
 
 
 class CreateScreen(Screen):
@@ -25,7 +27,8 @@ class CreateScreen(Screen):
         with Center():
             with Vertical(id="create-box"):
                 yield Static("keyward", id="brand")
-                yield Static(f"No vault yet at {display_path(self.app.vault_path)}: create one.", id="create-intro")
+                yield Static(Text(printable(f"No vault yet at {display_path(self.app.vault_path)}: create one.")),
+                             id="create-intro")  # Text, not markup: a path may hold brackets
                 yield Static(
                     "The passphrase is the only way in: there is no recovery. Four or more random words work well.",
                     id="create-help",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
@@ -13,6 +14,7 @@ from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import SecretInput
 from ..workers import error_line
 from ._common import display_path
+from vault.core.text import printable
 
 
 class UnlockScreen(Screen):
@@ -27,9 +29,10 @@ class UnlockScreen(Screen):
         with Center():
             with Vertical(id="unlock-box"):
                 yield Static("keyward", id="brand")
-                yield Static(f"Vault {display_path(self.app.vault_path)}", id="vault-path")
+                # Text, not markup: a path (or a notice quoting one) may hold brackets.
+                yield Static(Text(printable(f"Vault {display_path(self.app.vault_path)}")), id="vault-path")
                 if self.app.banner:
-                    yield Static(self.app.banner, id="banner")
+                    yield Static(Text(printable(self.app.banner)), id="banner")
                 yield SecretInput("passphrase, then Enter", id="passphrase")
                 with Horizontal(id="deriving"):
                     yield LoadingIndicator()

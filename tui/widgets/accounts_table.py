@@ -18,6 +18,7 @@ from textual.widgets import DataTable
 
 from vault.ops import views
 from vault.core.model import Account, Health, RateLimit, Token
+from vault.core.text import printable
 
 from . import countdown
 
@@ -115,13 +116,13 @@ class Row:
 
     def _cell(self, column: str, now: float, short: bool) -> Text:
         if column == "label":
-            return Text(self.label, style="bold")
+            return Text(printable(self.label), style="bold")
         if column == "venue":
             return Text(self.venue)
         if column == "env":
             return Text(self.env, style="dim" if self.env in ("custom", "sandbox") else "")
         if column == "key":
-            return Text(self.key)
+            return Text(printable(self.key))  # a non-secret key is the user's text, shown as is
         if column == "age":
             return countdown.age_cell((now - self.key_since) / 86400, self.max_age_days)
         if column == "token":

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Static
 
 from vault.ops import views
 from vault.core.model import Account, iso
+from vault.core.text import printable
 from vault.venues import get_provider, secret_names
 
 from . import countdown
@@ -116,7 +117,7 @@ class DetailPane(Widget):
         env = views.env_name(acct)
         title = Text.assemble((acct.label, "bold"), f"  {provider.title} · {env} · ", (acct.base_url, "dim"))
         if acct.notes:
-            title.append(f"\n{acct.notes}", style="italic")
+            title.append(f"\n{printable(acct.notes, newlines=True)}", style="italic")
         self.query_one("#detail-title", Static).update(title)
         table = self.query_one("#fields", DataTable)
         masked = views.masked_fields(acct)
@@ -130,7 +131,7 @@ class DetailPane(Widget):
             table.move_cursor(row=min(cursor, max(0, len(order) - 1)), animate=False)
         for name, value in masked.items():
             shown = value.splitlines()[0] + " …" if "\n" in value else value
-            table.update_cell(name, "value", shown, update_width=False)
+            table.update_cell(name, "value", Text(printable(shown)), update_width=False)  # text, not markup
             table.update_cell(name, "kind", Text("secret", style="yellow") if name in self._secret_fields else "",
                               update_width=False)
         self.query_one("#token", Static).update(self._token_text(acct))
@@ -155,12 +156,12 @@ class DetailPane(Widget):
             return out
         header, claims = decoded
         out.append("header ", style="dim")
-        out.append(json.dumps(header, separators=(", ", ": ")) + "\n")
+        out.append(printable(json.dumps(header, separators=(", ", ": "))) + "\n")
         out.append("claims ", style="dim")
         for key in ("iat", "exp", "nbf"):
             if key in claims:
                 claims[key] = f"{claims[key]} ({_when(claims[key])})"
-        out.append(json.dumps(claims, indent=1, ensure_ascii=False))
+        out.append(printable(json.dumps(claims, indent=1, ensure_ascii=False), newlines=True))
         return out
 
     def _generations_text(self, acct: Account) -> Text:
@@ -178,7 +179,7 @@ class DetailPane(Widget):
         out = Text()
         for e in reversed(entries):
             style = "red" if e.outcome not in ("ok", "") else ""
-            detail = f" {e.detail}" if e.detail else ""
+            detail = f" {printable(e.detail)}" if e.detail else ""
             out.append(f"{iso(e.at)}  {e.action:<8} {e.outcome}{detail}\n", style=style)
         return out
 
@@ -218,7 +219,7 @@ class DetailPane(Widget):
         live.append("\nhealth    ")
         live.append_text(countdown.health_cell(acct.health, now, acct.token))
         if acct.health is not None and acct.health.message and not acct.health.ok:
-            live.append(f"\n          {acct.health.message}", style="red")
+            live.append(f"\n          {printable(acct.health.message)}", style="red")
         max_age = views.key_max_age(acct, getattr(self, "_default_max_age", 90))
         live.append("\nkey age   ")
         live.append_text(countdown.age_cell(acct.key_age_days(now), max_age))
@@ -238,7 +239,8 @@ class DetailPane(Widget):
 
     def _draw_reveal(self, name: str, value: str, left: float) -> None:
         box = self.query_one("#revealed", Static)
-        box.update(Text.assemble((f"{name} (revealed, hides in {max(0, int(left + 0.999))} s)\n", "bold yellow"), value))
+        box.update(Text.assemble((f"{name} (revealed, hides in {max(0, int(left + 0.999))} s)\n", "bold yellow"),
+                                 printable(value, newlines=True)))
         box.add_class("-shown")
 
     @property
