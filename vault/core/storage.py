@@ -359,7 +359,7 @@ class SeenStore:
                               at=round(now if now is not None else time.time(), 3))
             if kdf is not None:
                 record["accepted_kdf"] = list(kdf)
-            write_private(self.path, json.dumps(record, sort_keys=True).encode("utf-8"))
+            _replace_quickly(self.path, json.dumps(record, sort_keys=True).encode("utf-8"))
             return True
         except OSError:
             return False
@@ -372,6 +372,24 @@ class SeenStore:
         if isinstance(kdf, list) and len(kdf) == 3 and all(isinstance(x, int) for x in kdf):
             return (kdf[0], kdf[1], kdf[2])
         return None
+
+
+def _replace_quickly(path: Path, data: bytes) -> None:
+    """Atomic (temp file, rename) but not fsynced: every save records its generation,
+    and two more fsyncs per save would cost more than the record is worth.  After a power
+    cut the record may be one save behind (or unreadable, and then rebuilt from the next
+    open): rollback detection then starts from that generation."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def warn(message: str) -> None:
