@@ -174,3 +174,15 @@ def test_a_running_agent_refuses_a_file_older_than_the_one_it_holds(vault, agent
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_unlock_refuses_to_start_an_agent_on_a_rolled_back_vault(vault, agent_runtime, tmp_path):
+    add(vault, "a")
+    old = tmp_path / "old.kw"
+    shutil.copy2(vault.vault_path, old)
+    add(vault, "b")
+    shutil.copy2(old, vault.vault_path)
+    done = vault("unlock", "--ttl", "10m")
+    assert done.code == ROLLED_BACK, done.both
+    one_line(done)
+    assert "unlocked" not in done.out
