@@ -77,7 +77,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")}
         env |= {"HOME": str(home), "XDG_RUNTIME_DIR": str(run), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
         vault, passfile = home / "vault.kw", home / "passphrase"
-        passfile.write_text("benchmark passphrase\n")
+        passfile.write_text("plinth ochre gambit sundial (benchmark)\n")
         passfile.chmod(0o600)
         kd = ff.DEFAULT_KDF
         kw = [py, "-m", "vault", "--vault", str(vault)]

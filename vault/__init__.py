@@ -6,12 +6,12 @@ Importing `vault` is cheap; the Python API for scripts lives in `vault.api` and 
 loaded on first use: `vault.auth(label)`, `vault.client(label)`, `vault.open_vault()`.
 """
 
-from typing import Any
+from __future__ import annotations
 
 _API = frozenset({"auth", "client", "open_vault", "KeywardAuth"})
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # (no `typing`: every CLI call imports this module)
     # Lazy, so that `import vault` (and every CLI command) does not pay for httpx.
     if name in _API:
         from vault import api
