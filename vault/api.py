@@ -1,4 +1,6 @@
-"""The Python API for scripts: `vault.auth(label)` as an httpx.Auth.
+"""The Python API for scripts: `vault.auth(label)` as an httpx.Auth.  A face, like the
+command line: it uses the agent's client, vault.ops, vault.venues, vault.net and
+vault.core, never vault.cli.
 
     import httpx, vault
 
