@@ -97,6 +97,7 @@ def args_for(name: str, world) -> list[str]:
         "lock": [],
         "status": ["--json"],
         "sandbox": ["--help"],  # serves until Ctrl-C
+        "restore": [str(tmp / "vaultdir" / "vault.kw.bak"), "--yes"],  # the fixture's import left a .bak
     }.get(name, ["--help"])
 
 
@@ -124,5 +125,5 @@ def test_every_command_is_covered() -> None:
     """A new command gets real arguments here, or it is only --help-tested."""
     known = {"init", "add", "import", "list", "show", "remove", "passwd", "rekey", "token", "headers", "login",
              "exec", "check", "doctor", "setting", "register", "capture", "rotate", "export", "pubkey", "audit", "key-age",
-             "unlock", "lock", "status", "sandbox"}
+             "unlock", "lock", "status", "sandbox", "restore"}
     assert set(commands()) - EXEMPT <= known | set(), sorted(set(commands()) - EXEMPT - known)
