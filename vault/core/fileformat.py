@@ -358,7 +358,8 @@ def open_payload(blob: bytes, header: Header, data_key: bytes) -> bytes:
 
 def budget_hint(budget: KdfBudget) -> str:
     if budget.name == "bundle":
-        return "ask for a new export, or pass --allow-kdf-cost to import if you trust where it came from; nothing was imported"
+        return ("nothing was imported; ask for a new export, or set KEYWARD_ALLOW_KDF_COST=1 for this import "
+                "if you trust where it came from")
     return "if you chose that cost, set KEYWARD_ALLOW_KDF_COST=1 for one open (keyward then remembers it for this vault)"
 
 

@@ -320,8 +320,10 @@ class VaultService:
     def _replace_key(self, passphrase: str, kdf: ff.KdfParams | None, action: str, allow_kdf_cost: bool) -> KeyChange:
         kdf = kdf or self._header.kdf
         kdf.check()
+        allow_kdf_cost = allow_kdf_cost or os.environ.get(ALLOW_KDF_COST_ENV) == "1"
         if not allow_kdf_cost and not ff.VAULT_BUDGET.allows(kdf) and self.seen.accepted_kdf() != _kdf_tuple(kdf):
-            ff.VAULT_BUDGET.check(kdf, override="choose a lower cost, or pass --allow-kdf-cost if you mean it")
+            ff.VAULT_BUDGET.check(kdf, override=f"nothing was changed; pass --upgrade-kdf for the default cost, or set "
+                                                f"{ALLOW_KDF_COST_ENV}=1 if you mean it")
         salt, new_key = os.urandom(16), os.urandom(32)
         header = ff.wrap_key(ff.MAGIC_VAULT, ff.derive_kek(passphrase, salt, kdf), new_key, kdf, salt)
         old_key = self._key
