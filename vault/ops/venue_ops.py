@@ -83,7 +83,9 @@ def exec_environment(creds: Credentials) -> dict[str, str]:
 
 
 def _stderr(message: str) -> None:
-    print(f"keyward: {message}", file=sys.stderr, flush=True)
+    from vault.core.text import printable
+
+    print(f"keyward: {printable(message)}", file=sys.stderr, flush=True)  # hosts, labels: shown, not obeyed
 
 
 class VenueOps(AccountChanges, VaultReads):
