@@ -297,3 +297,49 @@ def test_a_failing_notifier_is_logged_and_the_others_still_run(tmp_path):
     assert delivered == [EVENT]
     assert any("notification by broken failed (ValueError)" in line for line in lines)
     assert not any("might quote" in line for line in lines)
+
+
+# --- the loop in process: real VenueOps on a real vault, the real sandbox ---------------------------
+
+
+def run_in_thread(monitor):
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.setdefault("rc", monitor.run()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def wait_until(predicate, timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_textfile_that_cannot_be_written_is_logged_once_and_once_more_when_it_can(service, sandbox_account, tmp_path):
+    from vault.monitor.runner import Monitor
+    from vault.ops.venue_ops import VenueOps
+
+    sandbox_account("powertrade", "desk")
+    target_dir = tmp_path / "textfile"
+    target_dir.mkdir()
+    lines: list[str] = []
+    monitor = Monitor(lambda: (VenueOps(service, notify=lines.append), "local"), interval_s=1, listen=None,
+                      textfile=target_dir / "keyward.prom", log=lines.append)
+    thread, result = run_in_thread(monitor)
+    try:
+        wait_until(lambda: (target_dir / "keyward.prom").exists())
+        os.rename(target_dir, tmp_path / "moved")
+        wait_until(lambda: any("cannot write the textfile" in line for line in lines))
+        with monitor.state.lock:
+            before = monitor.state.accounts["desk"].checks["success"]
+        wait_until(lambda: monitor.state.accounts["desk"].checks["success"] >= before + 3)
+        assert sum("cannot write the textfile" in line for line in lines) == 1
+        target_dir.mkdir()
+        wait_until(lambda: any("the textfile is written again" in line for line in lines))
+    finally:
+        monitor.stop()
+        thread.join(30)
+    assert result["rc"] == 0 and not (target_dir / "keyward.prom").exists()

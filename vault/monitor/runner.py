@@ -122,6 +122,7 @@ class Monitor:
         self._next_labels = 0.0
         self._reopen_at: float | None = None
         self._server: Any = None
+        self._problems: dict[str, str | None] = {}
         self.address: tuple[str, int] | None = None
         self.started_at = clock()
 
@@ -141,7 +142,9 @@ class Monitor:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or stop()); 0 on a clean stop.  Startup failures
         (no vault, wrong passphrase, port taken) raise KeywardError before anything runs."""
-        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # (tests run it in a thread)
+            previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.ops, how = self._open_ops()
             labels = self._labels()  # an unknown label given on the command line fails here
@@ -522,10 +525,19 @@ class Monitor:
         if self.textfile is not None:
             try:
                 write_textfile(self.textfile, self.registry)
+                self._complain("textfile", None)
             except OSError as exc:
-                self.log(f"cannot write the textfile {self.textfile}: {exc.strerror or type(exc).__name__}")
+                self._complain("textfile", f"cannot write the textfile {self.textfile}: {exc.strerror or type(exc).__name__}")
         if self.status_path is not None:
             self._write_status()
+
+    def _complain(self, what: str, problem: str | None) -> None:
+        """Log a file problem once when it starts and once when it is over, not every second."""
+        before = self._problems.get(what)
+        if problem == before:
+            return
+        self._problems[what] = problem
+        self.log(problem if problem is not None else f"the {what} is written again")
 
     def _write_status(self, *, stopped: bool = False) -> None:
         from vault.ops.monitor_status import process_start, write_status
@@ -546,8 +558,9 @@ class Monitor:
         }
         try:
             write_status(self.status_path, status)  # type: ignore[arg-type]
+            self._complain("status file", None)
         except OSError as exc:
-            self.log(f"cannot write the status file {self.status_path}: {exc.strerror or type(exc).__name__}")
+            self._complain("status file", f"cannot write the status file {self.status_path}: {exc.strerror or type(exc).__name__}")
 
 
 def _time(value: Any) -> float | None:
