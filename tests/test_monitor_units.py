@@ -343,3 +343,38 @@ def test_a_textfile_that_cannot_be_written_is_logged_once_and_once_more_when_it_
         monitor.stop()
         thread.join(30)
     assert result["rc"] == 0 and not (target_dir / "keyward.prom").exists()
+
+
+def test_a_vault_that_cannot_be_read_sets_keyward_up_0_and_the_loop_sleeps(service, sandbox_account, tmp_path):
+    """Locked under the monitor (as when an agent stops and there is no passphrase): up 0,
+    one log line, a retry every 30 s, and no spinning in between."""
+    import time
+
+    from vault.monitor.runner import Monitor
+    from vault.ops.venue_ops import VenueOps
+
+    class Counting(Monitor):
+        wakeups = 0
+
+        def _sleep(self, timeout):
+            type(self).wakeups += 1
+            super()._sleep(timeout)
+
+    sandbox_account("powertrade", "desk")
+    lines: list[str] = []
+    monitor = Counting(lambda: (VenueOps(service, notify=lines.append), "local"), interval_s=1, listen=None,
+                       log=lines.append)
+    thread, result = run_in_thread(monitor)
+    try:
+        wait_until(lambda: monitor.state.accounts.get("desk") is not None
+                   and monitor.state.accounts["desk"].checks["success"] >= 1)
+        service.lock()
+        wait_until(lambda: monitor.state.up == 0)
+        Counting.wakeups = 0
+        time.sleep(1.5)  # (not a timing assertion: a spinning loop wakes thousands of times)
+        assert Counting.wakeups < 10
+        assert sum("cannot read the vault" in line for line in lines) == 1
+    finally:
+        monitor.stop()
+        thread.join(30)
+    assert result["rc"] == 0

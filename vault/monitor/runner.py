@@ -123,6 +123,7 @@ class Monitor:
         self._reopen_at: float | None = None
         self._server: Any = None
         self._problems: dict[str, str | None] = {}
+        self._status_written = False
         self.address: tuple[str, int] | None = None
         self.started_at = clock()
 
@@ -194,7 +195,7 @@ class Monitor:
                 os.unlink(self.textfile)
             except OSError:
                 pass
-        if self.status_path is not None and self.ops is not None:
+        if self.status_path is not None and self._status_written:  # not for a monitor that never ran
             self._write_status(stopped=True)
         close = getattr(self.ops, "close", None)
         if callable(close):
@@ -225,11 +226,13 @@ class Monitor:
             self._flush(self.clock(), force=True)
 
     def _timeout(self, now: float) -> float:
-        wake = [now + MAX_SLEEP_S, self._next_labels]
-        if self._reopen_at is not None:
+        wake = [now + MAX_SLEEP_S]
+        if self._reopen_at is not None:  # nothing else runs until the vault is readable again
             wake.append(self._reopen_at)
-        elif self._heap:
-            wake.append(self._heap[0][0])
+        else:
+            wake.append(self._next_labels)
+            if self._heap:
+                wake.append(self._heap[0][0])
         if self._dirty:
             wake.append(self._flushed_at + FLUSH_EVERY_S)
         return max(0.0, min(wake) - now)
@@ -558,6 +561,7 @@ class Monitor:
         }
         try:
             write_status(self.status_path, status)  # type: ignore[arg-type]
+            self._status_written = True
             self._complain("status file", None)
         except OSError as exc:
             self._complain("status file", f"cannot write the status file {self.status_path}: {exc.strerror or type(exc).__name__}")
