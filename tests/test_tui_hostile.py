@@ -114,3 +114,41 @@ async def test_a_poisoned_account_shows_a_readable_state(demo, clock) -> None:
         await select(app, pilot, "kiiex-spot")
         await press(app, pilot, "enter")
         await press(app, pilot, "escape")
+
+
+# In-process (Pilot), so no mode here that would eat memory were a bound broken: the gzip
+# bomb and the 4 GB body run in test_hostile_venues, under RLIMIT_AS.
+@pytest.mark.parametrize("mode", ["drip_body", "escape_codes", "ratelimit_inf", "redirect", "deep_json"])
+async def test_the_dashboard_checks_a_hostile_venue_and_stays_readable(vault_path: Path, mode: str) -> None:
+    """`H` (check all) against a misbehaving venue: every account ends failing or
+    checked, the screen keeps working, and what the venue sent shows as text."""
+    from tests.hostile_server import HostileVenue
+    from tests.test_hostile_venues import accounts
+
+    with HostileVenue() as hv:
+        service = VaultService.create(vault_path, PASSPHRASE, SMALL_KDF)
+        for acct in accounts(hv.base_url):
+            service.add_account(acct)
+
+        def short_deadline(data) -> None:
+            data.settings.request_deadline_s = 1
+
+        service.transact(short_deadline)
+        hv.mode = mode
+        app = KeywardApp(vault_path, service=service, kdf=SMALL_KDF, watch=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await press(app, pilot, "H")
+            checked = VaultService.unlock(vault_path, PASSPHRASE)
+            for label in ("pt", "tr", "hy", "kx"):
+                health = checked.get(label).health
+                assert health is not None, label
+                if mode not in ("ratelimit_inf",):
+                    assert health.ok is False and health.message, (label, health)
+            for label in ("tr", "kx"):
+                await select(app, pilot, label)
+                await press(app, pilot, "enter")
+                live = str(app.screen.query_one("#live").render())
+                assert no_controls(live) and "inf" not in live and "nan" not in live, live
+                await press(app, pilot, "escape")
+            assert app.screen.query_one(AccountsTable).visible_labels  # still the dashboard
