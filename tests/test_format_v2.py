@@ -511,3 +511,28 @@ def test_a_cost_past_the_budget_is_the_users_explicit_choice_and_remembered_per_
     VaultService.unlock(theirs, PASSPHRASE)  # the explicit override, once...
     monkeypatch.delenv("KEYWARD_ALLOW_KDF_COST")
     assert [a.label for a in VaultService.unlock(theirs, PASSPHRASE).accounts] == ["a"]  # ...then remembered
+
+
+def test_a_data_key_holder_keeps_a_v1_file_v1_until_a_passphrase_holder_saves(tmp_path):
+    """The agent holds the data key and no passphrase, so it cannot make a v2 header (the
+    commitment needs the KEK): its saves stay v1, and the next save by a process that
+    unlocked with the passphrase writes v2 over them without losing their changes."""
+    from vault.core.service import decode_payload
+    from vault.core.storage import VaultFile
+
+    path = tmp_path / "vault.kw"
+    path.write_bytes((VECTORS / "vector-v1.kw").read_bytes())
+    said: list[str] = []
+    cli = VaultService.unlock(path, VECTOR_PASSPHRASE, notify=said.append)
+    blob = path.read_bytes()
+    header = ff.parse(blob)
+    agent = VaultService(VaultFile(path), header, cli._key, decode_payload(ff.open_payload(blob, header, cli._key)),
+                         cli.clock, notify=said.append)
+    agent.add_account(kiiex("by-agent"))
+    assert path.read_bytes()[8] == 1 and said == []
+    cli.add_account(kiiex("by-cli"))
+    assert path.read_bytes()[8] == 2 and len(said) == 1
+    labels = [a.label for a in VaultService.unlock(path, VECTOR_PASSPHRASE).accounts]
+    assert labels[-2:] == ["by-agent", "by-cli"]
+    agent.add_account(kiiex("agent-again"))  # the agent reloads the v2 file with its same data key
+    assert path.read_bytes()[8] == 2
