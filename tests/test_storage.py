@@ -382,3 +382,13 @@ def test_a_read_only_file_system_is_a_typed_error(kw, small_disk):
     assert done.code == 51, done.both
     assert "read-only" in done.err and "internal error" not in done.err and len(done.err.strip().splitlines()) == 1
     assert cli.vault_path.read_bytes() == before
+
+
+def test_a_directory_at_the_lock_path_is_a_typed_error(service, vault_path):
+    from vault.core.errors import UnsafeVaultPath
+
+    lock = vault_path.with_name("vault.kw.lock")
+    lock.unlink(missing_ok=True)
+    lock.mkdir()
+    with pytest.raises(UnsafeVaultPath, match="not a regular file"):
+        service.add_account(acct("a"))

@@ -234,6 +234,9 @@ class VaultFile:
                     f"{self.lock_path} is a symbolic link; keyward does not follow links for its lock file",
                     hint=f"nothing was changed; remove it (rm {self.lock_path}) if you did not make it",
                 ) from None
+            if exc.errno in (errno.EISDIR, errno.ENXIO, errno.ENOTDIR):
+                raise UnsafeVaultPath(f"{self.lock_path} is not a regular file",
+                                      hint=f"nothing was changed; move it out of the way ({self.lock_path})") from None
             failed = save_failed(exc, self.path)
             if failed is not None:
                 raise failed from None
