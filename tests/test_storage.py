@@ -392,3 +392,28 @@ def test_a_directory_at_the_lock_path_is_a_typed_error(service, vault_path):
     lock.mkdir()
     with pytest.raises(UnsafeVaultPath, match="not a regular file"):
         service.add_account(acct("a"))
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EDQUOT", "EROFS", "EACCES"])
+def test_a_save_refused_by_the_file_system_is_typed_and_changes_nothing(service, vault_path, monkeypatch, code):
+    """The same, injected where a real disk reports it (a delayed-allocation ENOSPC comes
+    from fsync): for machines where the tmpfs tests cannot mount."""
+    import errno
+
+    from vault.core.errors import VaultSaveFailed
+
+    service.add_account(acct("a"))
+    before = {p.name: p.read_bytes() for p in vault_path.parent.iterdir()}
+    real_fsync = os.fsync
+
+    def failing_fsync(fd):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(VaultSaveFailed, match="unchanged") as err:
+        service.add_account(acct("b"))
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert "\n" not in str(err.value) and str(vault_path) in str(err.value)
+    assert {p.name: p.read_bytes() for p in vault_path.parent.iterdir()} == before  # no temp file left either
+    assert [a.label for a in service.accounts] == ["a"]
+    assert [a.label for a in VaultService.unlock(vault_path, PASSPHRASE).accounts] == ["a"]
