@@ -102,35 +102,6 @@ class UnsafeVaultPath(VaultError):
     exit_code = 52
 
 
-class VaultRolledBack(VaultError):
-    """The file is older than one keyward has already opened or written at this path
-    (a lower generation, or the same generation with another audit head): refused
-    unless the user restores it on purpose with `keyward restore FILE`."""
-
-    exit_code = 19
-
-
-class KdfCostRefused(VaultError):
-    """A file asks for more Argon2id memory, or memory x iterations, than the budget
-    allows: refused before the derivation runs.  The message names the cost."""
-
-    exit_code = 50
-
-
-class VaultSaveFailed(VaultError):
-    """The file system refused a save (full, read-only, no permission): the vault on
-    disk is unchanged, and the message says what was not stored."""
-
-    exit_code = 51
-
-
-class UnsafeVaultPath(VaultError):
-    """The vault path (or its lock file) is not a regular file keyward may use: a
-    FIFO, a device, a directory, a symbolic link where none may be."""
-
-    exit_code = 52
-
-
 # --- input and accounts --------------------------------------------------------------
 
 
