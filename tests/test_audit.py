@@ -9,6 +9,7 @@ import json
 import pytest
 
 from vault.core import audit
+from vault.core.errors import InputError
 from vault.core.model import VaultData
 from vault.core.service import VaultService
 
@@ -107,7 +108,7 @@ def test_expect_head_detects_a_rewritten_history(vault, sb):
     assert vault("audit").code == 0  # ...which the chain alone cannot see,
     r = vault("audit", "--expect-head", head)  # but the head noted earlier can
     assert r.code == 14 and "history was rewritten" in r.err
-    assert vault("audit", "--expect-head", "xyz").code == 2
+    assert vault("audit", "--expect-head", "xyz").code == InputError.exit_code
 
 
 def test_a_truncated_tail_needs_the_noted_head(vault, sb):

@@ -15,6 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from vault.core.errors import AccountNotFound, InputError, UsageError
 from vault.venues import get_provider
 from vault.core.service import VaultService
 
@@ -98,7 +99,7 @@ def test_login_prints_the_expiry_never_the_token(kw, service, accounts) -> None:
     service.reload()
     assert service.get("kiiex").token.value not in r.out + r.err
     r = kw("login", "powertrade")
-    assert r.code == 2 and "has no login" in r.err
+    assert r.code == InputError.exit_code and "has no login" in r.err
     assert_clean(r, stored_secrets(service))
 
 
@@ -106,7 +107,7 @@ def test_token_for_a_key_only_account_says_to_use_headers(kw, service, sandbox, 
     issued = sandbox.issue("hypersolutions", require_signature=False)
     sandbox_account("hypersolutions", "plain", fields={"api_key": issued["api_key"]})
     r = kw("token", "plain")
-    assert r.code == 2 and "keyward headers plain" in r.err and issued["api_key"] not in r.err
+    assert r.code == InputError.exit_code and "keyward headers plain" in r.err and issued["api_key"] not in r.err
     assert kw("check", "plain").code == 0
 
 
@@ -151,7 +152,7 @@ def test_check_reports_and_exits_nonzero_only_when_something_fails(kw, service, 
     r = kw("check", "--all")
     assert r.code == 1 and "FAILING" in r.out and "JWT key is wrong" in r.out
     assert kw("check", "powertrade").code == 0
-    assert kw("check", "nope").code == 1
+    assert kw("check", "nope").code == AccountNotFound.exit_code  # as `show nope`, not a FAILING row
     assert kw("check", "--all", "powertrade").code == 2
     assert_clean(r, stored_secrets(service))
 
@@ -243,10 +244,12 @@ def test_setting_lists_sets_validates_and_unsets(kw, service, accounts) -> None:
     assert r.code == 0 and "exceeds PowerTrade's 30 s window" in r.err and re.search(r"token_lifetime_s\s+60 ", r.out)
     r = kw("check", "powertrade")
     assert r.code == 1 and "window_too_long" in r.out and "keyward setting powertrade token_lifetime_s 30" in r.out
-    for bad, words in ((("token_lifetime_s", "0"), "whole number of seconds"), (("health_path", "@evil.example/x"),
-                       "starting with /"), (("nope", "1"), "no setting 'nope'"), (("token_lifetime_s",), "give NAME")):
+    for bad, words, code in ((("token_lifetime_s", "0"), "whole number of seconds", InputError.exit_code),
+                             (("health_path", "@evil.example/x"), "starting with /", InputError.exit_code),
+                             (("nope", "1"), "no setting 'nope'", InputError.exit_code),
+                             (("token_lifetime_s",), "give NAME", UsageError.exit_code)):
         r = kw("setting", "powertrade", *bad)
-        assert r.code == 2 and words in r.err and r.err.count("\n") == 1, r.err
+        assert r.code == code and words in r.err and r.err.count("\n") == 1, r.err
     assert kw("setting", "powertrade", "token_lifetime_s", "--unset").code == 0
     assert kw("check", "powertrade").code == 0
     rows = json.loads(kw("setting", "kiiex", "--json").out)
@@ -291,7 +294,7 @@ def test_every_failure_is_one_line_with_what_to_do_a_nonzero_exit_and_no_secret(
         assert r.code != 0, (args, r.out)
         assert "Traceback" not in r.both and "internal error" not in r.both, (args, r.both)
         assert_clean(r, secrets)
-        if args[0] == "check":
+        if args[0] == "check" and args[1] != "nope":  # (an unknown label is an error of its own)
             lines = r.out.splitlines()
             assert len(lines) == 2 and "FAILING" in lines[0] and lines[1].startswith("    "), (args, r.out)
             assert ": " in lines[1], (args, r.out)  # what happened: what to do
@@ -318,5 +321,5 @@ def test_copy_without_a_clipboard_fails_before_minting(kw, service, accounts) ->
     before = len(VaultService.unlock(kw.vault_path, PASSPHRASE).data.audit)
     for args in (("token", "powertrade", "--copy"), ("headers", "kiiex", "--copy")):
         r = kw(*args, env={"KEYWARD_CLIPBOARD": "none"})
-        assert r.code == 2 and r.err.startswith("keyward: no clipboard available")
+        assert r.code == InputError.exit_code and r.err.startswith("keyward: no clipboard available")
     assert len(VaultService.unlock(kw.vault_path, PASSPHRASE).data.audit) == before

@@ -16,6 +16,9 @@ from vault.core.errors import (
     InputError,
     InsecureTransport,
     InvalidCredential,
+    MalformedInput,
+    NoTerminal,
+    NotConfirmed,
     UnknownVenue,
     UnsupportedVersion,
     VaultNotFound,
@@ -77,7 +80,7 @@ def test_init_list_show_masked(populated):
     shown = kw("show", "ki", "--json")
     fields = json.loads(shown.out)["fields"]
     assert fields["api_key"] == "kiiexApiKey0001"  # not a secret at Kiiex
-    assert fields["api_secret"] == "KIIE…"
+    assert fields["api_secret"] == "KIIE…6789"  # 24+ characters: the last 4 too, to tell keys apart
     assert fields["user_id"] == "42"
     for result in (listing, shown, kw("list"), kw("show", "tr")):
         for secret in SECRETS:
@@ -118,14 +121,14 @@ def test_add_from_json_stdin_and_private_key_file(kw, tmp_path):
     "args,stdin,error,needle",
     [
         (("add", "nosuch", "x"), None, UnknownVenue, "known venues: powertrade"),
-        (("add", "kiiex", "x", "--from-json", "-"), '{"api_key": "k",', InputError, "line 1"),
+        (("add", "kiiex", "x", "--from-json", "-"), '{"api_key": "k",', MalformedInput, "line 1"),
         (("add", "powertrade", "x", "--from-json", "-"), '{"api_key": "k", "private_key": "-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----"}', InvalidCredential, "public key"),
         (("add", "powertrade", "x", "--from-json", "-"), '{"api_key": "k", "private_key": "garbage!"}', InvalidCredential, "not PEM"),
         (("add", "kiiex", "x", "--from-json", "-"), '{"api_key": "k", "api_secret": "s"}', InvalidCredential, "needs nonce"),
         (("add", "kiiex", "x", "--base-url", "http://example.com/ap", "--from-json", "-"),
          '{"api_key": "k", "api_secret": "s", "nonce": "n", "user_id": "1"}', InsecureTransport, "plain http"),
         (("show", "nobody"), None, AccountNotFound, "no account"),
-        (("import", "-"), '{"hello": 1}', InputError, "not a format keyward recognises"),
+        (("import", "-"), '{"hello": 1}', MalformedInput, "not a format keyward recognises"),
     ],
 )
 def test_user_errors_are_one_line_with_their_exit_code(kw, args, stdin, error, needle):
@@ -184,7 +187,7 @@ def test_missing_vault_says_init(kw):
 
 def test_no_terminal_and_no_passphrase_file_says_what_to_do(populated):
     r = populated("list", passphrase=False)
-    assert r.code == InputError.exit_code and "--passphrase-file" in one_line(r)
+    assert r.code == NoTerminal.exit_code and "--passphrase-file" in one_line(r)
 
 
 def test_passphrase_env_var_names_a_file_not_a_secret(populated):
@@ -202,7 +205,7 @@ def test_remove_needs_confirmation_without_a_terminal(populated):
 
 def test_passwd_and_rekey(populated, tmp_path):
     new = tmp_path / "new"
-    new.write_text("another long passphrase\n")
+    new.write_text("another granite lantern passphrase\n")
     assert populated("passwd", "--new-passphrase-file", str(new)).code == 0
     assert populated("list").code == WrongPassphrase.exit_code
     r = populated("--passphrase-file", str(new), "rekey", passphrase=False)
@@ -226,17 +229,17 @@ def test_init_prompts_twice_without_echo(tmp_path):
         env=env, encoding="utf-8", timeout=30,
     )
     child.expect("Passphrase for the new vault: ")
-    child.sendline("typed secret passphrase")
+    child.sendline("granite lantern mosaic velvet")
     child.expect(r"\(again\): ")
-    child.sendline("typed secret passphrase")
+    child.sendline("granite lantern mosaic velvet")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    assert "typed secret passphrase" not in child.before  # no echo
+    assert "granite lantern mosaic velvet" not in child.before  # no echo
     assert stat.S_IMODE(vault.stat().st_mode) == 0o600
     from vault.core.service import VaultService
 
-    VaultService.unlock(vault, "typed secret passphrase")
+    VaultService.unlock(vault, "granite lantern mosaic velvet")
 
 
 def test_init_mismatched_passphrases_create_nothing(tmp_path):
@@ -244,13 +247,14 @@ def test_init_mismatched_passphrases_create_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
     child = pexpect.spawn(sys.executable, ["-m", "vault", "--vault", str(vault), "init", "--kdf-memory-mib", "8",
                                            "--kdf-iterations", "1", "--kdf-parallelism", "1"], env=env, encoding="utf-8", timeout=30)
-    child.expect("vault: ")
-    child.sendline("first passphrase!")
-    child.expect(r"\(again\): ")
-    child.sendline("second passphrase")
+    for _ in range(3):  # a mistyped repeat is asked again, three tries in all
+        child.expect("vault: ")
+        child.sendline("granite lantern mosaic velvet")
+        child.expect(r"\(again\): ")
+        child.sendline("granite lantern mosaic violet")
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == InputError.exit_code
+    assert child.exitstatus == NotConfirmed.exit_code
     assert "differ" in child.before
     assert not vault.exists()
 

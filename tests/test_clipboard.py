@@ -156,7 +156,7 @@ def test_token_and_headers_copy_instead_of_printing(kw, sb, fake_clipboard, tmp_
 def test_no_clipboard_is_a_one_line_error(account):
     kw, _ = account
     r = kw("show", "h", "--copy", env={"KEYWARD_CLIPBOARD": "none"})
-    assert r.code == 2 and "no clipboard available" in r.err and "Traceback" not in r.err
+    assert r.code == InputError.exit_code and "no clipboard available" in r.err and "Traceback" not in r.err
 
 
 # --- OSC 52 on a real terminal ------------------------------------------------------------------

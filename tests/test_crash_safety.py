@@ -66,6 +66,38 @@ def spawn(code: str, *args: str) -> subprocess.Popen:
     return proc
 
 
+def acknowledged(proc: subprocess.Popen) -> list[int]:
+    """Every number the killed child printed.  Read through proc.stdout, never with
+    communicate(): that reads the raw pipe, and loses what spawn()'s readline() had
+    already buffered past "ready" (under load, the first acknowledgements; issue 14)."""
+    proc.stdin.close()
+    out = proc.stdout.read()
+    proc.wait()
+    return [int(line) for line in out.split()]
+
+
+def test_the_harness_sees_acknowledgements_written_with_ready():
+    """The child writes "ready" and two acknowledgements in one go, before the test
+    reads anything: all of them must reach `acknowledged`."""
+    child = 'import sys, time; sys.stdin.readline(); sys.stdout.write("ready\\n1\\n2\\n"); sys.stdout.flush(); time.sleep(60)'
+    proc = spawn_when_written(child)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert acknowledged(proc) == [1, 2]
+
+
+def spawn_when_written(code: str) -> subprocess.Popen:
+    """spawn(), after the child has written its lines (as under load)."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc.stdin.write(PASSPHRASE + "\n")
+    proc.stdin.flush()
+    import select
+
+    select.select([proc.stdout], [], [], 30)
+    time.sleep(0.2)  # the whole line batch is in the pipe
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
 def test_sigkill_during_saves_never_loses_or_corrupts(service, vault_path):
     service.add_account(Account("counter", "tradeready", "https://x", {"api_key": "k", "api_secret": ""}, notes="0"))
     rng = random.Random(1234)
@@ -74,8 +106,7 @@ def test_sigkill_during_saves_never_loses_or_corrupts(service, vault_path):
         proc = spawn(SAVER, str(vault_path))
         time.sleep(rng.uniform(0, 0.03))
         os.kill(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        acked = [int(line) for line in out.split()] or [before]
+        acked = acknowledged(proc) or [before]
         after = int(VaultService.unlock(vault_path, PASSPHRASE).get("counter").notes)
         # Either the last acknowledged save, or one more whose acknowledgement died with it.
         assert after in (acked[-1], acked[-1] + 1)

@@ -14,7 +14,7 @@ import pexpect
 import pytest
 
 from vault.ops import capture
-from vault.core.errors import InputError, InvalidCredential
+from vault.core.errors import EmptyInput, FileUnusable, InputError, InvalidCredential
 from vault.venues import get_provider, secret_names
 from vault.core.service import VaultService
 
@@ -147,7 +147,7 @@ def test_register_venue_errors_are_one_line_and_change_nothing(vault, sb):
     assert [x for x in r2.err.splitlines() if x.startswith("keyward:")] and "email" in r2.err
     assert [a["label"] for a in json.loads(vault("list", "--json").out)] == ["a1"]
     r3 = vault("register", "powertrade", "p", "--display-name", "P")
-    assert r3.code == 2 and "capture powertrade" in r3.err
+    assert r3.code == InputError.exit_code and "capture powertrade" in r3.err
 
 
 def test_register_whose_answer_is_lost_says_the_account_exists(vault, sb):
@@ -245,7 +245,7 @@ def test_paste_accidents_that_cannot_be_repaired_are_refused(vault, sb, tmp_path
          "signed token"),
         ("tradeready", "API key: ak_l\u2026\nAPI secret: sk_live_0123456789abcdef", 20, "masked value"),
         ("powertrade", f"k-1\n-----BEGIN PRIVATE KEY-----\n{good.splitlines()[1]}\n", 20, "no matching END"),
-        ("kiiex", "", 2, "nothing to capture"),
+        ("kiiex", "", EmptyInput.exit_code, "nothing to capture"),
     ]
     for venue, text, code, needle in cases:
         r = vault("capture", venue, "x", input=text)
@@ -290,7 +290,7 @@ def test_shred_source_refuses_what_it_cannot_shred_before_saving(vault, sb, src)
     real.write_text(json.dumps(issued))
     (src / "link.json").symlink_to(real)
     r = vault("capture", "hypersolutions", "h", "--file", str(src / "link.json"), "--shred-source")
-    assert r.code == 2 and "symbolic link" in r.err
+    assert r.code == FileUnusable.exit_code and "symbolic link" in r.err
     r = vault("capture", "hypersolutions", "h", "--shred-source", input=json.dumps(issued))
     assert r.code == 2 and "--shred-source needs --file" in r.err
     assert json.loads(vault("list", "--json").out) == [] and real.exists()

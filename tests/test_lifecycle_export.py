@@ -13,6 +13,7 @@ import pexpect
 import pytest
 
 from vault.core import fileformat as ff
+from vault.core.errors import FileUnusable, InputError, NoTerminal, NotConfirmed, WeakPassphrase
 from vault.ops.export import parse_env
 
 from .conftest import PASSPHRASE, REPO, KeywardCLI
@@ -107,10 +108,10 @@ def test_plaintext_needs_a_yes_and_a_free_path(vault, sb, tmp_path):
     assert vault("capture", "hypersolutions", "h", input=json.dumps(fields)).code == 0
     out = tmp_path / "x.env"
     r = vault("export", "h", "--format", "env", "--output", str(out))
-    assert r.code == 2 and "--yes" in r.err and not out.exists()
+    assert r.code == NoTerminal.exit_code and "--yes" in r.err and not out.exists()
     out.write_text("keep me")
     r = vault("export", "h", "--format", "env", "--output", str(out), "--yes")
-    assert r.code == 2 and "--force" in r.err and out.read_text() == "keep me"
+    assert r.code == FileUnusable.exit_code and "--force" in r.err and out.read_text() == "keep me"
     r = vault("export", "h", "--format", "env", "--output", str(out), "--yes", "--force")
     assert r.code == 0 and parse_env(out.read_text())["fields"] == fields
     assert vault("export", "h").code == 2
@@ -126,13 +127,13 @@ def test_plaintext_is_not_printed_to_a_terminal_unless_asked_and_confirmed(vault
     child = spawn(vault, "export", "h", "--format", "env")
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 2 and "refusing to print plaintext secrets to the terminal" in child.before
+    assert child.exitstatus == InputError.exit_code and "refusing to print plaintext secrets to the terminal" in child.before
     child = spawn(vault, "export", "h", "--format", "env", "--allow-terminal")
     child.expect(r"IN PLAINTEXT .*\[y/N\] ")
     child.sendline("n")
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 130 and fields["jwt_key"] not in child.before
+    assert child.exitstatus == NotConfirmed.exit_code and fields["jwt_key"] not in child.before
     child = spawn(vault, "export", "h", "--format", "env", "--allow-terminal")
     child.expect(r"\[y/N\] ")
     child.sendline("y")
@@ -186,7 +187,7 @@ def test_bundle_of_chosen_labels_and_a_wrong_passphrase(vault, other, sb, tmp_pa
     assert r.code == 13 and "wrong bundle passphrase" in r.err
     assert json.loads(other("list", "--json").out) == []
     r = other("import", str(bundle))  # no terminal to ask on
-    assert r.code == 2 and "--bundle-passphrase-file" in r.err
+    assert r.code == NoTerminal.exit_code and "--bundle-passphrase-file" in r.err
     r = other("import", str(bundle), "--bundle-passphrase-file", str(bundle_pass), "--label", "renamed")
     assert r.code == 0 and [a["label"] for a in json.loads(other("list", "--json").out)] == ["renamed"]
 
@@ -200,7 +201,7 @@ def test_bundle_label_conflicts_follow_the_policy(vault, other, sb, tmp_path, bu
     base = ["import", str(bundle), "--bundle-passphrase-file", str(bundle_pass)]
 
     r = other(*base)  # no terminal, no policy: refuse, import nothing
-    assert r.code == 2 and "kx" in r.err and "--on-conflict" in r.err
+    assert r.code == NoTerminal.exit_code and "kx" in r.err and "--on-conflict" in r.err
     assert [a["label"] for a in json.loads(other("list", "--json").out)] == ["kx"]
 
     r = other(*base, "--on-conflict", "skip")
@@ -270,7 +271,7 @@ def test_pubkey_prints_the_public_half_as_pem_and_jwk(vault, sb):
     assert_no_secrets(secret_values("powertrade", pt), r.out, r.err)
     assert vault("capture", "hypersolutions", "h", input=json.dumps(sb.issue("hypersolutions"))).code == 0
     no = vault("pubkey", "h")
-    assert no.code == 2 and "PowerTrade" in no.err
+    assert no.code == InputError.exit_code and "PowerTrade" in no.err
 
 
 # --- targets, bundle strength, re-imports, truncation ------------------------------------------------
@@ -278,7 +279,7 @@ def test_pubkey_prints_the_public_half_as_pem_and_jwk(vault, sb):
 
 def test_export_never_replaces_what_is_not_a_plain_file(vault, sb, tmp_path, bundle_pass):
     """--force overwrites by rename: a directory, a device or a symbolic link would be
-    swapped for a file of secrets.  Each is one line, exit 2, nothing written or audited."""
+    swapped for a file of secrets.  Each is one line, FileUnusable's exit code, nothing written or audited."""
     fields = issue(sb, "hypersolutions")
     assert vault("capture", "hypersolutions", "h", input=json.dumps(fields)).code == 0
     directory = tmp_path / "a-dir"
@@ -291,7 +292,7 @@ def test_export_never_replaces_what_is_not_a_plain_file(vault, sb, tmp_path, bun
         for args in (["h", "--format", "env", "--output", str(target), "--yes", "--force"],
                      ["--encrypted", str(target), "--force", "--bundle-passphrase-file", str(bundle_pass)]):
             r = vault("export", *args)
-            assert r.code == 2, (target, args, r.both)
+            assert r.code == FileUnusable.exit_code, (target, args, r.both)
             assert r.err.count("\n") == 1 and r.err.startswith("keyward: ") and "Traceback" not in r.err
             assert "not a regular file" in r.err or "symbolic link" in r.err
     assert link.is_symlink() and real.read_text() == "not yours" and list(directory.iterdir()) == []
@@ -310,7 +311,7 @@ def test_a_bundle_is_at_least_as_hard_to_brute_force_as_the_default(vault, sb, t
     short = tmp_path / "short"
     short.write_text("1234567\n")
     r = vault("export", "--encrypted", str(tmp_path / "weak.kwb"), "--bundle-passphrase-file", str(short))
-    assert r.code == 2 and "shorter than 8 characters" in r.err and not (tmp_path / "weak.kwb").exists()
+    assert r.code == WeakPassphrase.exit_code and "too short" in r.err and not (tmp_path / "weak.kwb").exists()
 
 
 def test_keep_both_twice_adds_one_copy_not_two(vault, other, sb, tmp_path, bundle_pass):
@@ -344,25 +345,27 @@ def test_bundle_passphrase_is_prompted_twice_on_a_terminal(vault, other, sb, tmp
     accounts = _populate(vault, sb)
     bundle = tmp_path / "typed.kwb"
     child = spawn(vault, "export", "--encrypted", str(bundle), "kx")
-    child.expect("Passphrase for the bundle: ")
-    child.sendline("typed bundle passphrase")
-    child.expect(r"Passphrase for the bundle \(again\): ")
-    child.sendline("typed bundle passphrase, mistyped")
+    for _ in range(3):  # asked again after a mistyped repeat, three tries in all
+        child.expect("Passphrase for the bundle: ")
+        child.sendline("typed granite bundle passphrase")
+        child.expect(r"Passphrase for the bundle \(again\): ")
+        child.sendline("typed granite bundle passphrase, mistyped")
     child.expect(pexpect.EOF)
     child.close()
-    assert child.exitstatus == 2 and "the two passphrases differ" in child.before and not bundle.exists()
+    assert child.exitstatus == NotConfirmed.exit_code and "the two passphrases differ" in child.before
+    assert not bundle.exists()
     child = spawn(vault, "export", "--encrypted", str(bundle), "kx")
     child.expect("Passphrase for the bundle: ")
-    child.sendline("typed bundle passphrase")
+    child.sendline("typed granite bundle passphrase")
     child.expect(r"\(again\): ")
-    child.sendline("typed bundle passphrase")
+    child.sendline("typed granite bundle passphrase")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and "exported 1 account to" in child.before
-    assert "typed bundle passphrase" not in child.before  # not echoed
+    assert "typed granite bundle passphrase" not in child.before  # not echoed
     child = spawn(other, "import", str(bundle))
     child.expect("Bundle passphrase: ")
-    child.sendline("typed bundle passphrase")
+    child.sendline("typed granite bundle passphrase")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and "imported 1 of 1" in child.before

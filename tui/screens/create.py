@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import LoadingIndicator, Static
 from textual.worker import Worker, WorkerState
 
-from ..passphrase import estimate
+from ..passphrase import estimate, refusal
 from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import SecretInput
 from ..widgets.strength_meter import StrengthMeter
@@ -54,7 +54,7 @@ class CreateScreen(Screen):
         if event.entry is first:
             strength = estimate(first.value)
             if not strength.ok:
-                self._say(f"Refused: {strength.reason}.")
+                self._say(refusal(strength))
                 return
             second.focus()
             return
@@ -62,7 +62,7 @@ class CreateScreen(Screen):
             return
         strength = estimate(first.value)
         if not strength.ok:
-            self._say(f"Refused: {strength.reason}.")
+            self._say(refusal(strength))
             first.focus()
             return
         if second.value != first.value:

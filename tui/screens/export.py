@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Checkbox, Header, Input, RadioButton, RadioSet, Static
 
-from ..passphrase import estimate
+from ..passphrase import estimate, refusal
 from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import SecretInput
 from ..widgets.strength_meter import StrengthMeter
@@ -126,7 +126,7 @@ class ExportScreen(Screen):
             second = self.query_one("#bundle-repeat", SecretInput)
             strength = estimate(first.value)
             if not strength.ok:
-                self._say(f"Refused: {strength.reason}.")
+                self._say(refusal(strength))
                 return
             if first.value != second.value:
                 second.clear()

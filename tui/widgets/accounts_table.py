@@ -85,6 +85,7 @@ class Row:
     rate: RateLimit | None
     health: Health | None
     tags: tuple[str, ...] = ()
+    signing_window: int | None = None  # signed per request: the signature's life (views.signing_window)
 
     @classmethod
     def of(cls, acct: Account, default_max_age: int) -> Row:
@@ -100,6 +101,7 @@ class Row:
             rate=acct.rate_limit,
             health=acct.health,
             tags=tuple(acct.tags),
+            signing_window=views.signing_window(acct),
         )
 
     def matches(self, needle: str) -> bool:
@@ -126,7 +128,7 @@ class Row:
         if column == "age":
             return countdown.age_cell((now - self.key_since) / 86400, self.max_age_days)
         if column == "token":
-            return countdown.token_cell(self.token, now)
+            return countdown.token_cell(self.token, now, self.signing_window)
         if column == "rate":
             return countdown.rate_cell(self.rate, now, short=short)
         if column == "health":

@@ -38,8 +38,12 @@ def ago(seconds: float) -> str:
     return f"{s // 86400}d ago"
 
 
-def token_state(token: Token | None, now: float) -> str:
-    """none | live | warn | expired: the one rule the table, the pane and tests share."""
+def token_state(token: Token | None, now: float, window: float | None = None) -> str:
+    """none | signed | live | warn | expired: the one rule the table, the pane and tests
+    share.  `window`: the account signs every request afresh with a signature living that
+    long (vault.ops.views.signing_window): nothing to expire, so "signed", never red."""
+    if window is not None:
+        return "signed"
     if token is None:
         return "none"
     if token.expires_at is None:
@@ -51,10 +55,17 @@ def token_state(token: Token | None, now: float) -> str:
     return "warn" if life > 0 and left < WARN_FRACTION * life else "live"
 
 
-def token_cell(token: Token | None, now: float) -> Text:
-    state = token_state(token, now)
+def token_cell(token: Token | None, now: float, window: float | None = None, long: bool = False) -> Text:
+    """The token column: a countdown, or for an account signed per request its window
+    ("30s/req"; `long`: "signed per request, 30 s window")."""
+    state = token_state(token, now, window)
     if state == "none":
         return NONE
+    if state == "signed":
+        assert window is not None
+        if long:
+            return Text(f"signed per request, {window:.0f} s window", style="green")
+        return Text(f"{window:.0f}s/req", style="green")
     assert token is not None
     if state == "expired":
         return Text("expired", style="bold red")

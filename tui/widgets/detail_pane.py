@@ -213,7 +213,7 @@ class DetailPane(Widget):
             return
         live = Text()
         live.append("token     ")
-        live.append_text(countdown.token_cell(acct.token, now))
+        live.append_text(countdown.token_cell(acct.token, now, views.signing_window(acct), long=True))
         live.append("\nrate      ")
         live.append_text(countdown.rate_cell(acct.rate_limit, now))
         live.append("\nhealth    ")

@@ -37,5 +37,5 @@ class StrengthMeter(Widget):
         if s.bits:
             text.append(f"  ≈ {s.bits:.0f} bits", style="dim")
         if s.reason and s.bits:
-            text.append(f"\n{s.reason}", style="italic")
+            text.append(f"\n{s.reason}: {s.advice}", style="italic")
         return text

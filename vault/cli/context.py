@@ -14,14 +14,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO, TypeVar
 
-from vault.core.errors import Cancelled, InputError, KeywardError
+from vault.core.errors import Cancelled, KeywardError, NoTerminal, NotConfirmed, WeakPassphrase, WrongPassphrase
 from vault.core.passphrase_file import read_passphrase_file
 from vault.core.storage import default_vault_path, permission_warning
 
 if TYPE_CHECKING:  # pragma: no cover
     from vault.core.service import VaultService
+
+T = TypeVar("T")
+PASSPHRASE_TRIES = 3  # a mistyped passphrase is asked again, as ssh-add and gpg do
 
 
 @dataclass
@@ -75,13 +78,13 @@ class Context:
                 out.flush()
                 return inp.readline().rstrip("\n")
         except OSError:
-            raise InputError("no terminal to ask on", hint="give the value in a file or with a flag") from None
+            raise NoTerminal("no terminal to ask on", hint="give the value in a file or with a flag") from None
 
     def ask(self, prompt: str, *, secret: bool = False) -> str:
         try:
             if secret:
                 if not self.interactive:
-                    raise InputError("no terminal to ask for a secret on", hint="give it in a file instead")
+                    raise NoTerminal("no terminal to ask for a secret on", hint="give it in a file instead")
                 return getpass.getpass(prompt)
             return self._tty_input(prompt)
         except (EOFError, KeyboardInterrupt):
@@ -96,22 +99,54 @@ class Context:
         if self.passphrase_file:
             return read_passphrase_file(self.passphrase_file)
         if not self.interactive:
-            raise InputError(
+            raise NoTerminal(
                 "no passphrase: there is no terminal to ask on",
                 hint="pass --passphrase-file PATH or set KEYWARD_PASSPHRASE_FILE",
             )
         return self.ask(prompt, secret=True)
 
-    def new_passphrase(self, file_flag: str | None = None, what: str = "New passphrase") -> str:
-        """A passphrase being set: from `file_flag`'s file, else prompted twice."""
+    def with_passphrase(self, attempt: Callable[[str], T], prompt: str = "Vault passphrase: ") -> T:
+        """`attempt(passphrase)`, asking again after a wrong passphrase, PASSPHRASE_TRIES
+        times in all, as ssh-add and sudo do.  A passphrase file gets one try (it cannot
+        change between tries); any other error ends at once."""
+        tries = 1 if self.passphrase_file else PASSPHRASE_TRIES
+        for left in range(tries - 1, -1, -1):
+            passphrase = self.passphrase(prompt)
+            try:
+                return attempt(passphrase)
+            except WrongPassphrase:
+                if not left:
+                    raise
+                self.warn(f"wrong passphrase, try again ({left} {'tries' if left > 1 else 'try'} left)")
+            finally:
+                del passphrase
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def new_passphrase(self, file_flag: str | None = None, what: str = "New passphrase",
+                       noun: str = "passphrase") -> str:
+        """A passphrase being set, held to the one policy (vault.core.passphrase_policy):
+        from `file_flag`'s file (one try), else prompted twice, with PASSPHRASE_TRIES
+        tries for a refused or mistyped one."""
+        from vault.core.passphrase_policy import check_new_passphrase
+
         if file_flag:
-            return read_passphrase_file(file_flag)
-        first = self.ask(f"{what}: ", secret=True)
-        if len(first) < 8:
-            raise InputError("that passphrase is shorter than 8 characters", hint="choose a longer one")
-        if self.ask(f"{what} (again): ", secret=True) != first:
-            raise InputError("the two passphrases differ", hint="nothing was changed; try again")
-        return first
+            chosen = read_passphrase_file(file_flag)
+            check_new_passphrase(chosen, noun)
+            return chosen
+        for left in range(PASSPHRASE_TRIES - 1, -1, -1):
+            first = self.ask(f"{what}: ", secret=True)
+            try:
+                check_new_passphrase(first, noun)
+                if self.ask(f"{what} (again): ", secret=True) != first:
+                    raise NotConfirmed("the two passphrases differ", hint="nothing was changed; type the same one twice")
+                return first
+            except (WeakPassphrase, NotConfirmed) as err:
+                if not left:
+                    raise
+                self.warn(f"keyward: {err} ({left} {'tries' if left > 1 else 'try'} left)")
+            finally:
+                del first
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- the vault -------------------------------------------------------------------
 
@@ -126,9 +161,13 @@ class Context:
             from vault.core.storage import VaultFile
 
             VaultFile(self.vault_path).read()  # "no vault here" before asking for a passphrase
-            passphrase = self.passphrase()
-            self._service = VaultService.unlock(self.vault_path, passphrase, clock=self.clock)
-            self._offer_kdf_upgrade(self._service, passphrase)
+
+            def attempt(passphrase: str) -> VaultService:
+                service = VaultService.unlock(self.vault_path, passphrase, clock=self.clock)
+                self._offer_kdf_upgrade(service, passphrase)
+                return service
+
+            self._service = self.with_passphrase(attempt)
         return self._service
 
     def ops(self):

@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("pubkey", help="PowerTrade: the public key (PEM and JWK) of an account's private key")
     p.add_argument("label")
-    p.add_argument("--format", choices=("both", "pem", "jwk"), default="both")
+    p.add_argument("--format", choices=("both", "pem", "jwk"), default="both", help="what to print (default: both)")
     p.set_defaults(func=cmd_pubkey)
 
     p = sub.add_parser("audit", help="the audit trail (verified against its hash chain)")
@@ -268,7 +268,7 @@ class Source:
         for attempt in range(1, tries + 1):
             text = self.read()
             try:
-                return parse(text, self.venue)
+                return parse(text, self.venue, {"paste": "the paste", "stdin": "stdin"}.get(self.kind, str(self.file)))
             except InputError as err:
                 if attempt == tries:
                     raise
@@ -580,7 +580,9 @@ def import_bundle(ctx: Context) -> int:
     if clashing and policy == "ask":
         if not ctx.interactive:
             raise NoTerminal(
-                f"label{'s' if len(clashing) > 1 else ''} {', '.join(x['label'] for x in clashing)} already in the vault; "
+                f"label{'s' if len(clashing) > 1 else ''} "
+                f"{', '.join(x['label'] + ' (different ' + ' and '.join(x['differs']) + ')' for x in clashing)} "
+                "already in the vault; "
                 "no terminal to ask on",
                 hint="pass --on-conflict keep-both|skip|replace; nothing was imported",
             )

@@ -39,7 +39,8 @@ class _Version(argparse.Action):
             found = version("keyward")
         except PackageNotFoundError:  # run from a source tree that was never installed
             found = "unknown (not installed)"
-        parser.exit(message=f"keyward {found}\n")
+        print(f"keyward {found}")
+        parser.exit()
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, default=None) -> None:

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("import", help="import a venue's one-time JSON (TradeReady, Kiiex) or a keyward bundle")
-    p.add_argument("file", metavar="FILE|-")
+    p.add_argument("file", metavar="FILE|-", help="the JSON the venue gave you, a keyward export or bundle; - for stdin")
     p.add_argument("--label")
     add_location_options(p)
     p.add_argument("--bundle-passphrase-file", metavar="PATH", help="passphrase of an encrypted bundle")
@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_remove)
 
     p = sub.add_parser("passwd", help="change the passphrase (and draw a new data key)")
-    p.add_argument("--new-passphrase-file", metavar="PATH")
+    p.add_argument("--new-passphrase-file", metavar="PATH", help="read the new passphrase from PATH's first line "
+                   "instead of asking twice (the same policy applies)")
     p.add_argument("--upgrade-kdf", action="store_true", help="also move to the default Argon2id parameters")
     p.set_defaults(func=cmd_passwd)
 
@@ -231,7 +232,8 @@ def cmd_list(ctx: Context) -> int:
     ctx.out(f"{'LABEL':<20} {'VENUE':<15} {'ENV':<10} {'KEY':<18} {'AGE':>6}  {'TOKEN':<22} HEALTH")
     for item, row in zip(items, rows):
         age = f"{row['key_age_days']:.0f}d" + ("!" if row["key_overdue"] else "")
-        token = row["token"]["expires_at"] if row["token"] else "-"
+        token = (f"signed/request ({row['signature_window_s']}s)" if row.get("signed_per_request") else
+                 row["token"]["expires_at"] if row["token"] else "-")
         health = "-" if row["health"] is None else ("ok" if row["health"]["ok"] else "FAILING")
         ctx.out(f"{row['label']:<20} {row['venue']:<15} {item['env']:<10} {item['key'][:18]:<18} {age:>6}  {token:<22} {health}")
     return 0
@@ -263,7 +265,9 @@ def cmd_show(ctx: Context) -> int:
         else:
             ctx.out(f"  {name}: {value}")
     ctx.out(f"  created: {info['created_at']}   key age: {info['key_age_days']}d" + (" (past due: rotate)" if info["key_overdue"] else ""))
-    if info["token"]:
+    if info.get("signed_per_request"):
+        ctx.out(f"  token: signed per request ({info['signature_window_s']} s window), no session to expire")
+    elif info["token"]:
         ctx.out(f"  token: {info['token']['kind']} expires {info['token']['expires_at']}")
     if info["rate_limit"]:
         rl = info["rate_limit"]

@@ -169,9 +169,7 @@ class AccountChanges:
             out = []
             for acct in bundle.conflicts(data, incoming):
                 existing = data.find(acct.label)
-                differs = [what for what, same in (("venue", existing.venue == acct.venue),
-                                                   ("location", existing.base_url == acct.base_url),
-                                                   ("credentials", existing.fields == acct.fields)) if not same]
+                differs = bundle.differences(existing, acct)
                 out.append({"label": acct.label, "venue": existing.venue, "where": existing.env or existing.base_url,
                             "created_at": iso(existing.created_at), "differs": differs})
             return out

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from vault.core.errors import InputError, InvalidCredential
+from vault.core.errors import EmptyInput, InputError, InvalidCredential, MalformedInput
 from vault.venues import get_provider
 
 # Field aliases per venue, as _norm()ed label text -> canonical field name.  The canonical
@@ -101,8 +101,9 @@ class Captured:
 # --- the entry point ---------------------------------------------------------------------
 
 
-def parse(text: str, venue: str) -> Captured:
-    """Recognise, repair and validate pasted credentials for `venue`."""
+def parse(text: str, venue: str, source: str = "the paste") -> Captured:
+    """Recognise, repair and validate pasted credentials for `venue`.  `source` names
+    where the text came from in messages: "the paste", "stdin", a file's path."""
     provider = get_provider(venue)
     venue = provider.venue
     repairs: list[str] = []
@@ -113,10 +114,10 @@ def parse(text: str, venue: str) -> Captured:
         repairs.append("removed invisible characters (byte-order mark, zero-width or no-break spaces)")
     stripped = cleaned.strip()
     if not stripped:
-        raise InputError("nothing to capture: the input is empty", hint="paste what the venue showed, or pass --file")
+        raise EmptyInput("nothing to capture: the input is empty", hint="paste what the venue showed, or pass --file")
 
     if stripped.startswith("{") or stripped.startswith("\u201c"):
-        captured = _from_json(stripped, venue, repairs)
+        captured = _from_json(stripped, venue, repairs, source)
     elif re.search(r"^\s*(export\s+)?KEYWARD_VENUE=", stripped, re.M):
         from vault.ops.export import parse_env
 
@@ -174,21 +175,66 @@ def _dedupe(items: list[str]) -> list[str]:
 # --- JSON ----------------------------------------------------------------------------------
 
 
-def _from_json(text: str, venue: str, repairs: list[str]) -> Captured:
+def _json_name(source: str) -> str:
+    return {"the paste": "the pasted JSON", "stdin": "the JSON on stdin"}.get(source, f"the JSON in {source}")
+
+
+def _from_json(text: str, venue: str, repairs: list[str], source: str = "the paste") -> Captured:
+    """The object, after the repairs a copy off a web page or out of code needs: typographic
+    quotes, and trailing commas (`{...,}` inside, `{...},` after); each repair is tried
+    only when the text as given is not valid JSON, and reported."""
     from vault.ops.formats import parse_json
 
-    if text.translate(_TYPOGRAPHIC_QUOTES) != text:
-        try:
-            obj = parse_json(text, "the pasted JSON")
-        except InputError:
-            text = text.translate(_TYPOGRAPHIC_QUOTES)
+    name = _json_name(source)
+    try:
+        obj = parse_json(text, name)
+    except InputError as err:
+        first_error = err
+        repaired = text
+        if repaired.translate(_TYPOGRAPHIC_QUOTES) != repaired:
+            repaired = repaired.translate(_TYPOGRAPHIC_QUOTES)
             repairs.append("replaced typographic quotes (\u201c \u201d) in the JSON with plain ones")
-            obj = parse_json(text, "the pasted JSON")
-    else:
-        obj = parse_json(text, "the pasted JSON")
+        without_commas = _drop_trailing_commas(repaired)
+        if without_commas != repaired:
+            repaired = without_commas
+            repairs.append("removed a trailing comma from the JSON")
+        if repaired == text:
+            raise first_error from None
+        obj = parse_json(repaired, name)
     if not isinstance(obj, dict):
-        raise InputError("the pasted JSON is not an object", hint="paste the whole {...} the venue showed")
+        raise MalformedInput(f"{name} is not an object", hint="give the whole {...} the venue showed")
     return _from_object(obj, venue, repairs, "JSON")
+
+
+def _drop_trailing_commas(text: str) -> str:
+    """`text` without commas that JSON forbids: before a closing } or ], and after the
+    last closing brace.  Commas inside strings are left alone."""
+    out: list[str] = []
+    in_string = escaped = False
+    pending: int | None = None  # index in `out` of a comma not yet known to be legal
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            out.append(ch)
+            continue
+        if ch in "}]" and pending is not None:
+            out[pending] = ""
+            pending = None
+        elif ch == ",":
+            pending = len(out)
+        elif not ch.isspace():
+            pending = None
+        if ch == '"':
+            in_string = True
+        out.append(ch)
+    if pending is not None and "".join(out[:pending]).rstrip().endswith("}"):
+        out[pending] = ""
+    return "".join(out)
 
 
 def _from_object(obj: dict[str, Any], venue: str, repairs: list[str], kind: str) -> Captured:
@@ -257,9 +303,7 @@ def _from_text(text: str, venue: str, repairs: list[str]) -> dict[str, str]:
     multiline = [f.name for f in provider.fields if f.multiline]
     out: dict[str, str] = {}
 
-    if "\\n" in text and "\n" not in text.strip() and "-----BEGIN" in text:
-        text = text.replace("\\n", "\n")
-        repairs.append("turned literal \\n escapes into line breaks")
+    text = _decode_escaped_pems(text, repairs)
 
     # PEM blocks first: they span lines and contain characters a label parser would misread.
     blocks = [m for m in _PEM_BLOCK.finditer(text)]
@@ -335,6 +379,30 @@ def _from_text(text: str, venue: str, repairs: list[str]) -> dict[str, str]:
     if positional:
         repairs.append(f"read unlabelled values in the order {', '.join(order[: len(positional)])}")
     return out
+
+
+_ESCAPED_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----(?:\\[rn]|\\/|[^\n\\]|\\u[0-9a-fA-F]{4})*?-----END [A-Z0-9 ]+-----(?:\\r)?(?:\\n)?")
+
+
+def _decode_escaped_pems(text: str, repairs: list[str]) -> str:
+    """A PEM as a JSON string encodes it, on one line, wherever it stands (alone, after
+    "Private key: ", after other lines): `-----BEGIN ...-----\\nMIG...\\n-----END ...-----\\n`.
+    Decoded as the JSON string it is (\\n, \\r, \\/ and \\u escapes), the trailing
+    escaped newline included."""
+    import json
+
+    def decode(match: re.Match[str]) -> str:
+        escaped = match.group(0)
+        if "\\" not in escaped:
+            return escaped
+        try:
+            decoded = json.loads(f'"{escaped}"')
+        except ValueError:
+            return escaped
+        repairs.append("turned literal \\n escapes into line breaks")
+        return "\n" + decoded.strip("\n") + "\n"
+
+    return _ESCAPED_PEM.sub(decode, text)
 
 
 def _field_list(venue: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vault.core.errors import InputError
+from vault.core.errors import InputError, MalformedInput
 
 # Normalised key (lower case, no separators) -> canonical field name, per venue.
 _KIIEX = {"apikey": "api_key", "apisecret": "api_secret", "nonce": "nonce", "userid": "user_id", "username": "username"}
@@ -38,7 +38,7 @@ def parse_json(text: str, source: str) -> Any:
         if looks_like_env(text):
             return parse_env(text)
         # Position only: never echo the offending text, which may be a secret.
-        raise InputError(
+        raise MalformedInput(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
             hint="fix the JSON and try again",
         ) from None
@@ -47,7 +47,7 @@ def parse_json(text: str, source: str) -> Any:
 def recognise(obj: Any) -> tuple[str, dict[str, str], dict[str, Any]]:
     """(venue, canonical fields, extras such as a suggested label) for a one-time JSON."""
     if not isinstance(obj, dict):
-        raise InputError("expected a JSON object", hint="paste the JSON the venue showed")
+        raise MalformedInput("expected a JSON object", hint="paste the JSON the venue showed")
     if isinstance(obj.get("venue"), str) and isinstance(obj.get("fields"), dict):  # keyward's own export
         extras = {"label": obj.get("label"), "base_url": obj.get("base_url"), "env": obj.get("env")}
         return obj["venue"], {k: str(v) for k, v in obj["fields"].items()}, extras
@@ -65,7 +65,7 @@ def recognise(obj: Any) -> tuple[str, dict[str, str], dict[str, Any]]:
         return "powertrade", {"api_key": str(obj[keys["apikey"]]), "private_key": str(obj[keys["privatekey"]])}, {}
     if "apikey" in keys and ("jwtkey" in keys or "appkey" in keys) and set(keys) <= set(_HYPER):
         return "hypersolutions", {_HYPER[n]: str(obj[k]) for n, k in keys.items() if obj[k] is not None}, {}
-    raise InputError(
+    raise MalformedInput(
         "this JSON is not a format keyward recognises",
         hint="expected TradeReady's registration response or Kiiex's Export to JSON; "
         "for other venues use `keyward add VENUE LABEL --from-json FILE`",
@@ -75,7 +75,7 @@ def recognise(obj: Any) -> tuple[str, dict[str, str], dict[str, Any]]:
 def canonical_fields(obj: Any, venue: str) -> dict[str, str]:
     """`add --from-json`: canonical names, or a recognised native format of that venue."""
     if not isinstance(obj, dict):
-        raise InputError("expected a JSON object of field names to values", hint="see `keyward add --help`")
+        raise MalformedInput("expected a JSON object of field names to values", hint="see `keyward add --help`")
     try:
         found, fields, _ = recognise(obj)
         if found == venue:

@@ -14,12 +14,21 @@ from vault.venues import get_provider
 ELLIPSIS = "…"
 
 
+MASK_TAIL_FROM = 24  # a value this long also shows its last 4 characters
+MASK_SHOWN = 4
+
+
 def mask(value: str) -> str:
-    """First 4 characters and an ellipsis; short values (a 4-of-8 prefix would give half
-    of them away) and PEM blocks (whose first characters are dashes) show no prefix."""
+    """The first 4 characters and an ellipsis, and for a value of 24 characters or more
+    its last 4 too ("ak_l…Q2zX", as AWS shows a key's last 4): keys that share a prefix
+    (TradeReady's account and agent keys are all "ak_live_…") can be told apart, and at
+    least 16 characters stay hidden.  Short values (a 4-of-8 prefix would give half of
+    them away) and PEM blocks (whose first characters are dashes) show nothing."""
     if len(value) < 12 or value.startswith("-----"):
         return "••••" + ELLIPSIS
-    return value[:4] + ELLIPSIS
+    if len(value) >= MASK_TAIL_FROM:
+        return value[:MASK_SHOWN] + ELLIPSIS + value[-MASK_SHOWN:]
+    return value[:MASK_SHOWN] + ELLIPSIS
 
 
 def masked_fields(acct: Account, reveal: bool = False) -> dict[str, str]:
@@ -55,6 +64,24 @@ def key_display(acct: Account) -> str:
     return mask(value) if secret else value
 
 
+def signing_window(acct: Account) -> int | None:
+    """Seconds each request's signature lives, for an account whose venue signs every
+    request afresh (PowerTrade's ES256 JWT, Hyper's HS256 signatures: minted offline, so
+    there is no session to expire between requests); None for one that logs in
+    (TradeReady, Kiiex) or sends its key alone (Hyper without a JWT key)."""
+    from vault.core.errors import KeywardError
+
+    provider = get_provider(acct.venue)
+    if provider.token_kind != "jwt":
+        return None
+    try:
+        if not provider.needs_token(acct, None):
+            return None
+        return int(provider.lifetime(acct))
+    except KeywardError:  # a broken setting: `doctor` and every use say so
+        return None
+
+
 def key_max_age(acct: Account, default_days: int) -> int:
     return int(acct.settings.get("key_max_age_days", default_days))
 
@@ -66,6 +93,7 @@ def summary(acct: Account, now: float, *, default_max_age: int = 90) -> dict[str
     tok = acct.token
     rl = acct.rate_limit
     h = acct.health
+    window = signing_window(acct)
     return {
         "label": acct.label,
         "venue": acct.venue,
@@ -79,6 +107,10 @@ def summary(acct: Account, now: float, *, default_max_age: int = 90) -> dict[str
         "generations": len(acct.generations),
         "tags": list(acct.tags),
         "token": None if tok is None else {"kind": tok.kind, "issued_at": iso(tok.issued_at), "expires_at": iso(tok.expires_at)},
+        # Signed per request (PowerTrade, Hyper): "token" is only the last signature made, and
+        # its expiry in the past is no problem: the next request is signed afresh.
+        "signed_per_request": window is not None,
+        "signature_window_s": window,
         "rate_limit": None if rl is None else {"limit": rl.limit, "remaining": rl.remaining, "reset_at": iso(rl.reset_at)},
         "health": None
         if h is None
