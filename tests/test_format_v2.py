@@ -361,6 +361,7 @@ def test_init_refuses_bad_kdf_parameters_as_input_errors(kw):
 
 
 def test_init_over_the_budget_needs_the_flag(kw):
+    kw.passphrase_file.write_text("")  # refused before any passphrase is read (or typed twice)
     done = kw("init", "--kdf-iterations", "64", "--kdf-memory-mib", "4096", "--kdf-parallelism", "4")
     assert done.code == KdfCostRefused.exit_code and "--allow-kdf-cost" in done.err
     assert "262144 MiB-passes" in done.err

@@ -79,7 +79,7 @@ def add_location_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_init(ctx: Context) -> int:
     from vault.core.errors import UnsafeKdfParameters, VaultExists
-    from vault.core.fileformat import DEFAULT_KDF, KdfParams
+    from vault.core.fileformat import DEFAULT_KDF, VAULT_BUDGET, KdfParams
     from vault.core.service import VaultService
     from vault.core.storage import permission_warning
 
@@ -89,6 +89,8 @@ def cmd_init(ctx: Context) -> int:
         kdf.check()
     except UnsafeKdfParameters as err:  # typed by the user, not read from a damaged file
         raise InputError(err.message, hint=err.hint) from None
+    if not a.allow_kdf_cost:  # before the passphrase is typed twice, not after
+        VAULT_BUDGET.check(kdf, override="choose a lower cost, or pass --allow-kdf-cost if you mean it; nothing was created")
     if kdf.weaker_than(DEFAULT_KDF):
         ctx.warn(f"warning: {kdf.describe()} is weaker than the default {DEFAULT_KDF.describe()}")
     path = ctx.vault_path
