@@ -98,6 +98,9 @@ def args_for(name: str, world) -> list[str]:
         "status": ["--json"],
         "sandbox": ["--help"],  # serves until Ctrl-C
         "restore": [str(tmp / "vaultdir" / "vault.kw.bak"), "--yes"],  # the fixture's import left a .bak
+        # Runs until SIGTERM: unlocks, lists, refuses the unknown label.  The running monitor's
+        # imports are checked by tests/test_monitor.py (python -X importtime).
+        "monitor": ["nosuch", "--listen", "127.0.0.1:0"],
     }.get(name, ["--help"])
 
 
@@ -125,5 +128,5 @@ def test_every_command_is_covered() -> None:
     """A new command gets real arguments here, or it is only --help-tested."""
     known = {"init", "add", "import", "list", "show", "remove", "passwd", "rekey", "token", "headers", "login",
              "exec", "check", "doctor", "setting", "register", "capture", "rotate", "export", "pubkey", "audit", "key-age",
-             "unlock", "lock", "status", "sandbox", "restore"}
+             "unlock", "lock", "status", "sandbox", "restore", "monitor"}
     assert set(commands()) - EXEMPT <= known | set(), sorted(set(commands()) - EXEMPT - known)

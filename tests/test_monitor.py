@@ -62,8 +62,9 @@ def parse(text: str) -> Scrape:
 class MonitorProcess:
     """`keyward monitor` as a subprocess; its stderr collected line by line."""
 
-    def __init__(self, kw, *args: str, passphrase: bool = True, env: dict[str, str] | None = None) -> None:
-        cmd = [sys.executable, "-m", "vault", "--vault", str(kw.vault_path)]
+    def __init__(self, kw, *args: str, passphrase: bool = True, env: dict[str, str] | None = None,
+                 python: tuple[str, ...] = ()) -> None:
+        cmd = [sys.executable, *python, "-m", "vault", "--vault", str(kw.vault_path)]
         if passphrase:
             cmd += ["--passphrase-file", str(kw.passphrase_file)]
         self.env = kw.env | {"XDG_STATE_HOME": str(Path(kw.env["HOME"]) / "state")} | (env or {})
@@ -525,3 +526,19 @@ def test_check_interval_s_is_a_setting_of_every_venue_and_the_monitor_honours_it
         assert all(checks(m.scrape(), lb, v) == 1 for lb, v in venues.items())
         time.sleep(0.5)
     assert m.terminate() == 0
+
+
+def test_the_running_monitor_never_imports_textual(kw, sandbox, sandbox_account, monitors):
+    """The CLI path stays free of textual, the long-running monitor included (what it
+    imported, from python -X importtime, after it has checked, served and notified)."""
+    sandbox_account("powertrade", "desk")
+    m = monitors(kw, "--listen", "127.0.0.1:0", "--interval", "1", "--notify-command", "true", python=("-X", "importtime"))
+    m.wait_started()
+    sandbox.config.fail_500 = True
+    m.wait_metric(lambda s: checks(s, "desk", "powertrade", "failure") >= 1)
+    sandbox.config.fail_500 = False
+    m.wait_metric(lambda s: checks(s, "desk", "powertrade") >= 2)
+    assert m.terminate() == 0
+    imported = [line.rsplit("|", 1)[1].strip() for line in m.lines if line.startswith("import time:")]
+    assert "prometheus_client" in imported  # the probe sees imports
+    assert not [name for name in imported if name.split(".")[0] in ("textual", "tui")]
