@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "after keyward refused it as older) as the vault's newest generation. Shows what is lost, asks "
                     "for confirmation, and records the restore in the audit trail.",
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="the file to make the vault again (vault.kw.bak, a rescue file, a copy)")
     p.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     p.set_defaults(func=cmd_restore)
 
