@@ -68,7 +68,6 @@ class Plan:
     next_refresh: float | None = None
     refresh_action: str | None = None  # "keepalive" | "renew"
     busy: bool = False
-    refresh_failing: bool = False
 
     @property
     def due(self) -> float:
@@ -350,7 +349,7 @@ class Monitor:
             if refreshed is not None:
                 st.refreshes["success" if refreshed else "failure"] += 1
         # The main thread is the only writer: st is read below without the lock.
-        self._events(st, now, h, out, refreshed, plan)
+        self._events(st, now, h, out, refreshed)
         self._replan(out, plan, st, now)
 
     def _absorb(self, st: AccountState, summary: dict[str, Any], settings: dict[str, Any]) -> None:
@@ -385,13 +384,12 @@ class Monitor:
         st.session_idle_s = _int(settings.get("session_idle_s"))
         st.locks_out = locks_out
 
-    def _events(self, st: AccountState, now: float, h: Any, out: Outcome, refreshed: bool | None, plan: Plan) -> None:
+    def _events(self, st: AccountState, now: float, h: Any, out: Outcome, refreshed: bool | None) -> None:
         keys = {"account": st.label, "venue": st.venue, "env": st.env}
         updates: list[tuple[str, bool | None, str]] = []
         if h is not None:
             updates.append(("check_failed", not h.ok, h.message if not h.ok else ""))
         if refreshed is not None:
-            plan.refresh_failing = not refreshed
             updates.append(("refresh_failed", not refreshed, out.refresh_error or (h.message if h is not None and not h.ok else "")))
         updates.append(("login_blocked", bool(st.login_blocked), ""))
         if st.key_since is not None and st.key_max_age_s is not None:
