@@ -82,7 +82,8 @@ def permission_warning(path: Path) -> str | None:
         what = "writable" if dmode & 0o022 else "readable"
         lines.append(
             f"warning: the vault's directory {directory} is {what} by group or others "
-            f"(mode {stat.S_IMODE(dmode):o}); fix with: chmod 700 {directory}"
+            f"(mode {stat.S_IMODE(dmode):o}); fix with: chmod 700 {directory} "
+            "(or keep the vault in a directory of its own)"
         )
     return "\n".join(lines) or None
 
