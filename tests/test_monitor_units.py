@@ -378,3 +378,41 @@ def test_a_vault_that_cannot_be_read_sets_keyward_up_0_and_the_loop_sleeps(servi
         monitor.stop()
         thread.join(30)
     assert result["rc"] == 0
+
+
+def test_the_monitor_comes_back_when_the_vault_can_be_read_again(service, vault_path, sandbox_account, monkeypatch):
+    """The agent went and came back (here: the vault locked, then unlocked anew)."""
+    from tests.conftest import PASSPHRASE
+    from vault.core.service import VaultService
+    from vault.monitor import runner
+    from vault.monitor.runner import Monitor
+    from vault.ops.venue_ops import VenueOps
+
+    monkeypatch.setattr(runner, "REOPEN_EVERY_S", 0.2)
+    sandbox_account("powertrade", "desk")
+    lines: list[str] = []
+    opened: list[VaultService] = []
+
+    def open_ops():
+        svc = service if not opened else VaultService.unlock(vault_path, PASSPHRASE)
+        opened.append(svc)
+        if len(opened) == 2:  # the first attempt to reopen finds it still locked
+            svc.lock()
+        return VenueOps(svc, notify=lines.append), "local"
+
+    monitor = Monitor(open_ops, interval_s=1, listen=None, log=lines.append)
+    thread, result = run_in_thread(monitor)
+    try:
+        wait_until(lambda: monitor.state.accounts.get("desk") is not None
+                   and monitor.state.accounts["desk"].checks["success"] >= 1)
+        service.lock()
+        wait_until(lambda: monitor.state.up == 0)
+        wait_until(lambda: monitor.state.up == 1)
+        done = monitor.state.accounts["desk"].checks["success"]
+        wait_until(lambda: monitor.state.accounts["desk"].checks["success"] > done)
+        assert any("still cannot read the vault" in line for line in lines)
+        assert any("the vault is readable again" in line for line in lines)
+    finally:
+        monitor.stop()
+        thread.join(30)
+    assert result["rc"] == 0 and len(opened) == 3
