@@ -642,3 +642,62 @@ def test_the_sandbox_access_log_never_runs_two_lines_together() -> None:
     lines = "".join(log.chunks).split("\n")
     assert lines[-1] == "" and len(lines) == 81
     assert all(re.fullmatch(r"GET / 200", line) for line in lines[:-1]), [x for x in lines if x != "GET / 200"][:5]
+
+
+# --- 15. shell completion ----------------------------------------------------------------------
+
+
+def complete(kw: KeywardCLI, line: str, tmp_path: Path) -> list[str]:
+    """What the shell's completion hook gets for `line` (argcomplete's protocol, as the
+    function `register-python-argcomplete keyward` installs runs it)."""
+    out = tmp_path / "completions"
+    env = kw.env | {"COMP_LINE": line, "COMP_POINT": str(len(line)), "_ARGCOMPLETE": "1",
+                    "_ARGCOMPLETE_SHELL": "bash", "_ARGCOMPLETE_IFS": "\n",
+                    "_ARGCOMPLETE_STDOUT_FILENAME": str(out), "KEYWARD_VAULT": str(kw.vault_path)}
+    proc = subprocess.run([sys.executable, "-m", "vault"], env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, start_new_session=True)
+    assert proc.returncode == 0, proc.stderr
+    return [x.strip() for x in out.read_text().split("\n") if x.strip()]
+
+
+def test_completion_of_commands_options_and_venues(kw: KeywardCLI, tmp_path: Path) -> None:
+    assert {"init", "show", "capture", "unlock"} <= set(complete(kw, "keyward ", tmp_path))
+    assert complete(kw, "keyward cap", tmp_path) == ["capture"]
+    assert {"--reveal", "--json", "--copy", "--vault"} <= set(complete(kw, "keyward show --", tmp_path))
+    assert complete(kw, "keyward add hy", tmp_path) == ["hypersolutions"]
+
+
+def test_completion_of_labels_comes_from_the_agent_and_never_asks(kiiex: KeywardCLI, tmp_path: Path) -> None:
+    assert complete(kiiex, "keyward show k", tmp_path) == []  # no agent: no labels, and no prompt
+    assert kiiex("unlock", "--ttl", "5m").code == 0
+    try:
+        assert complete(kiiex, "keyward show k", tmp_path) == ["kx"]
+        assert "kx" in complete(kiiex, "keyward check ", tmp_path)
+    finally:
+        kiiex("lock", passphrase=False)
+
+
+def test_completion_costs_nothing_when_not_asked(kiiex: KeywardCLI) -> None:
+    probe = ("import sys; from vault.cli.main import main; code = main(sys.argv[1:]); "
+             "print('AC', 'argcomplete' in sys.modules, code)")
+    proc = subprocess.run([sys.executable, "-c", probe, "--vault", str(kiiex.vault_path), "--passphrase-file",
+                           str(kiiex.passphrase_file), "list"], capture_output=True, text=True, env=kiiex.env,
+                          timeout=60, cwd=REPO)
+    assert "AC False 0" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_documented_line_installs_completion_in_bash(tmp_path: Path) -> None:
+    """`eval "$(register-python-argcomplete keyward)"`, then bash's own completion call."""
+    import shutil
+
+    bindir = Path(sys.executable).parent
+    if not (bindir / "keyward").exists() or not (bindir / "register-python-argcomplete").exists() \
+            or shutil.which("bash") is None:
+        pytest.skip("keyward is not installed as a script beside this interpreter")
+    script = ('eval "$(register-python-argcomplete keyward)"; COMP_LINE="keyward sh"; COMP_POINT=10; '
+              'COMP_WORDS=(keyward sh); COMP_CWORD=1; COMP_TYPE=9; _python_argcomplete keyward sh keyward; '
+              'echo "[${COMPREPLY[*]}]"')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")}
+    env |= {"PATH": f"{bindir}:{env.get('PATH', '')}", "HOME": str(tmp_path)}
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert proc.stdout.strip().endswith("[show ]"), proc.stdout + proc.stderr

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete looks for this marker: `keyward` completes itself)
 """`keyward`: argument parsing and the one place where errors become exit codes.
 
 Each command group lives in its own module exposing `register(subparsers)`; modules are
@@ -70,6 +71,50 @@ def _common_help() -> dict[str, tuple[str, str]]:
     }
 
 
+def _complete_labels(prefix: str, parsed_args: argparse.Namespace, **_: object) -> list[str]:
+    """Account labels for tab completion, from a running unlock agent only: completing
+    never asks for a passphrase or opens the vault, so without an agent it offers none."""
+    try:
+        from pathlib import Path
+
+        from vault.agent.client import connect
+        from vault.core.storage import default_vault_path
+
+        given = getattr(parsed_args, "vault", None)
+        client = connect(Path(given).expanduser() if isinstance(given, str) else default_vault_path())
+        if client is None:
+            return []
+        with client:
+            return [label for label in client.labels() if label.startswith(prefix)]
+    except Exception:  # noqa: BLE001 - a completion that fails offers nothing, never a traceback
+        return []
+
+
+def _complete_venues(prefix: str, **_: object) -> list[str]:
+    from vault.venues import VENUES
+
+    return [venue for venue in VENUES if venue.startswith(prefix)]
+
+
+def _add_completers(subparser: argparse.ArgumentParser) -> None:
+    for action in subparser._actions:
+        if action.dest in ("label", "labels"):
+            action.completer = _complete_labels  # type: ignore[attr-defined]
+        elif action.dest == "venue":
+            action.completer = _complete_venues  # type: ignore[attr-defined]
+
+
+def _complete_if_asked(parser: argparse.ArgumentParser) -> None:
+    """Shell completion (argcomplete): when the shell's completion hook runs keyward, print
+    the candidates and exit.  Installed with one line, see the README; argcomplete is
+    imported only then."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    import argcomplete
+
+    argcomplete.autocomplete(parser)
+
+
 def _explain_common_arguments(subparser: argparse.ArgumentParser) -> None:
     """Arguments every command names alike get one explanation, the same everywhere,
     unless the command gives its own: `venue` lists the venues, `--json` says what it is."""
@@ -100,12 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
         import_module(name).register(sub)
     for subparser in dict.fromkeys(sub.choices.values()):  # (aliases share one parser)
         _explain_common_arguments(subparser)
+        _add_completers(subparser)
         group = subparser.add_argument_group("global options (also accepted before the command)")
         add_global_options(group, default=argparse.SUPPRESS)
         if not subparser.description:
             help_line = next((a.help for a in sub._choices_actions if sub.choices.get(a.dest) is subparser), None)
             if help_line:  # `keyward COMMAND --help` says what the command does
                 subparser.description = help_line[0].upper() + help_line[1:] + "."
+    _complete_if_asked(parser)
     return parser
 
 
