@@ -701,3 +701,66 @@ def test_the_documented_line_installs_completion_in_bash(tmp_path: Path) -> None
     env |= {"PATH": f"{bindir}:{env.get('PATH', '')}", "HOME": str(tmp_path)}
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert proc.stdout.strip().endswith("[show ]"), proc.stdout + proc.stderr
+
+
+@pytest.mark.anyio
+async def test_the_create_screen_shows_the_whole_reason_and_what_to_do(tmp_path: Path, clock) -> None:
+    """The same refusal as `keyward init`, not cut off mid-sentence."""
+    from tests.conftest import SMALL_KDF
+    from tui.app import KeywardApp
+    from tui.passphrase import estimate, refusal
+
+    app = KeywardApp(tmp_path / "new" / "vault.kw", clock=clock, kdf=SMALL_KDF, watch=False)
+    async with app.run_test(size=(80, 30)) as pilot:
+        await settle(app, pilot)
+        await press(app, pilot, *"password1234", "enter")
+        message = app.screen.query_one("#create-message")
+        shown = str(message.render())
+        assert shown == refusal(estimate("password1234")) and shown.endswith("add a few uncommon words.")
+        lines = message.render_lines(message.region.reset_offset)  # what is drawn, line by line
+        drawn = " ".join("".join(seg.text for seg in line).strip() for line in lines)
+        assert " ".join(drawn.split()).endswith("add a few uncommon words."), drawn
+
+
+class _HungUpTerminal:
+    """A terminal after `tmux kill-server`: every write fails with EIO."""
+
+    def write(self, text: str) -> int:
+        raise OSError(5, "Input/output error")
+
+    def flush(self) -> None:
+        raise OSError(5, "Input/output error")
+
+    def fileno(self) -> int:
+        return 2
+
+
+def _writes_finish(file, count: int = 100, timeout: float = 5.0) -> bool:
+    """Whether `count` writes through Textual's writer thread, and its stop(), finish."""
+    import threading
+
+    from textual.drivers._writer_thread import WriterThread
+
+    writer = WriterThread(file)
+    writer.start()
+
+    def work() -> None:
+        for _ in range(count):
+            writer.write("\x1b[?25h")
+        writer.stop()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return not worker.is_alive()
+
+
+def test_a_hung_up_terminal_cannot_block_the_dashboard_for_ever() -> None:
+    """The deadlock behind the ignored SIGTERM: EIO ended Textual's writer thread and the
+    31st write blocked on its full queue.  Through the app's driver file it cannot."""
+    from tui.app import _HangupSafeFile
+
+    # The mechanism, as it was: Textual's writer alone blocks (a daemon thread is left
+    # behind).  Should Textual ever survive a failed write, this fails: the wrapper may go.
+    assert not _writes_finish(_HungUpTerminal(), timeout=2.0)
+    assert _writes_finish(_HangupSafeFile(_HungUpTerminal()))
