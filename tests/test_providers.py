@@ -313,6 +313,13 @@ def test_powertrade_nonce_stays_above_the_last_saved_tokens(ec_key, monkeypatch)
     assert jwt.decode(pt.mint(acct, NOW).value, options={"verify_signature": False})["nonce"] == floor + 1
 
 
+def test_powertrade_replayed_nonce_hint_names_a_millisecond_client_on_the_key() -> None:
+    with pytest.raises(AuthRejected) as info:
+        get_provider("powertrade").raise_for_error(account("powertrade", {"api_key": "k"}),
+                                                   response(401, {"error": "replayed_nonce", "message": "x"}))
+    assert "nonce_unit ms" in info.value.hint and "its own key" in info.value.hint
+
+
 def test_powertrade_doctor_explains_a_key_shared_with_seconds_nonce_bots(ec_key) -> None:
     pt = get_provider("powertrade")
     fields = {"api_key": "k", "private_key": ec_key[1]}

@@ -47,7 +47,10 @@ _HINTS = {
     "window_too_long": "the venue allows 30 s at most: `keyward setting {label} token_lifetime_s 30`",
     "bad_signature": "the private key does not match this API key, or belongs to another environment (test vs prod)",
     "unknown_key": "PowerTrade does not know this API key here: is it from another environment (test vs prod)?",
-    "replayed_nonce": "another client used a higher nonce for this key; retry",
+    "replayed_nonce": (
+        "a higher nonce for this key reached the venue first: if another client on it sends millisecond nonces, "
+        "`keyward setting {label} nonce_unit ms` or give that client its own key; otherwise retry"
+    ),
     "bad_client": "keyward sends client=\"api\"; a proxy may be rewriting requests",
     "missing_token": "the X-Power-Trade header did not arrive; a proxy may be stripping it",
 }
