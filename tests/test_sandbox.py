@@ -851,10 +851,16 @@ def test_config_endpoint_reads_and_sets_fields(sb: Sandbox, http: httpx.Client) 
     assert sb.config.rate_limit == 5  # a partly bad request changes nothing
     # JSON as Python reads it takes NaN and Infinity; a NaN clock once broke every response.
     for raw in (b'{"clock_offset_s": NaN}', b'{"rate_window_s": Infinity}', b'{"latency_ms": -5}',
-                b'{"rate_window_s": 0}', b'{"kiiex_lockout_after": 0}', b'{"kiiex_token_key": ""}'):
+                b'{"rate_window_s": 0}', b'{"kiiex_lockout_after": 0}', b'{"kiiex_token_key": ""}',
+                b'{"tradeready_wrong_secret_code": "OTHER"}', b'{"powertrade_nonce_high_water": 1}',
+                b'{"hyper_max_signature_ahead_s": -1}', b'{"tradeready_auth_limit_per_min": -1}'):
         response = http.post(url, content=raw)
         assert response.status_code == 400 and response.json()["error"] == "bad_config", raw
     assert http.post(url, json={"clock_offset_s": -30, "rate_limit": 0}).status_code == 200  # both meaningful
+    # The fault switches (rules no source states) are off by default.
+    defaults = http.get(url).json()
+    assert (defaults["powertrade_nonce_high_water"], defaults["hyper_max_signature_ahead_s"]) == (False, 0)
+    assert (defaults["tradeready_wrong_secret_code"], defaults["tradeready_auth_limit_per_min"]) == ("INVALID_API_KEY", 0)
     assert http.get(sb.base_url("kiiex") + "/Ping").json() == {"msg": "PONG"}
 
 
