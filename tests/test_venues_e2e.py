@@ -789,3 +789,33 @@ def test_cli_headers_path_through_the_unlock_agent(vault, sb, agent) -> None:
     assert set(__import__("json").loads(agents.out)) == {"Authorization", "X-Agent-Id"}
     common = vault("headers", "tr", passphrase=False)
     assert common.code == 0 and common.out.splitlines() == [f"X-API-Key: {issued['agent_api_key']}"]
+
+
+def test_cli_settings_switch_kiiex_to_signed_mode_and_set_a_powertrade_uri(vault, sb) -> None:
+    import json
+
+    issued = sb.issue("kiiex")
+    assert vault("add", "kiiex", "kx", "--base-url", sb.base_url("kiiex"), "--from-json", "-",
+                 input=json.dumps(issued)).code == 0
+    bad = vault("setting", "kx", "auth_mode", "hmac")
+    assert bad.code != 0 and bad.err.count("\n") == 1 and "auth_mode must be one of: session, signed" in bad.err
+    assert vault("setting", "kx", "auth_mode", "signed").code == 0
+    headers = vault("headers", "kx", "--json")
+    assert headers.code == 0, headers.both
+    assert set(json.loads(headers.out)) == {"APIKey", "Signature", "UserId", "Nonce"}
+    check = vault("check", "kx")
+    assert check.code == 0, check.both
+    assert sb.kiiex_attempts(issued["UserId"]) == 0
+    pt = sb.issue("powertrade")
+    assert vault("add", "powertrade", "pt", "--base-url", sb.base_url("powertrade"), "--from-json", "-",
+                 input=json.dumps(pt)).code == 0
+    assert vault("setting", "pt", "uri", "wss://api.wss.test.power.trade").code == 0
+    token = vault("token", "pt").out.strip()
+    assert jwt_claims(token)["uri"] == "wss://api.wss.test.power.trade"
+    assert vault("setting", "pt", "uri", "http://elsewhere.example").code != 0
+
+
+def jwt_claims(token: str) -> dict:
+    import jwt
+
+    return jwt.decode(token, options={"verify_signature": False})
