@@ -253,7 +253,7 @@ def test_setting_lists_sets_validates_and_unsets(kw, service, accounts) -> None:
     assert kw("setting", "powertrade", "token_lifetime_s", "--unset").code == 0
     assert kw("check", "powertrade").code == 0
     rows = json.loads(kw("setting", "kiiex", "--json").out)
-    assert [row["name"] for row in rows] == ["session_idle_s", "oms_id", "health_path"]
+    assert [row["name"] for row in rows] == ["session_idle_s", "oms_id", "health_path", "auth_mode", "check_interval_s"]
     assert kw("setting", "kiiex", "health_path", "/GetUserAccountInfos").code == 0
     assert kw("check", "kiiex").code == 0
     service.reload()
