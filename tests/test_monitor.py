@@ -542,3 +542,11 @@ def test_the_running_monitor_never_imports_textual(kw, sandbox, sandbox_account,
     imported = [line.rsplit("|", 1)[1].strip() for line in m.lines if line.startswith("import time:")]
     assert "prometheus_client" in imported  # the probe sees imports
     assert not [name for name in imported if name.split(".")[0] in ("textual", "tui")]
+
+
+def test_notify_desktop_without_notify_send_says_how_to_get_it(kw, vault, tmp_path):
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    r = kw("monitor", "--notify-desktop", "--print-systemd", env={"PATH": str(bare)})
+    assert r.code == 0
+    assert "notify-send is not installed" in r.err and "libnotify-bin" in r.err
