@@ -60,6 +60,12 @@ def test_the_last_tenth_of_a_window_is_left_to_the_bots():
     assert when >= NOW + 31 and why == "rate limit nearly used up"
     when, why = schedule.next_check(NOW, 1, 0.0, rng, status=200, rl=RateSeen(600, 500, NOW + 30))
     assert when == NOW + 1 and why is None
+    # A quota that resets in a month (Hyper's plan): an hour at most, not weeks unwatched.
+    when, why = schedule.next_check(NOW, 60, 0.0, rng, status=200, rl=RateSeen(1000, 5, NOW + 30 * 86400))
+    assert when == NOW + 3600 and why == "rate limit nearly used up"
+    # A 429 is different: the venue refused, so nothing before its reset.
+    when, _ = schedule.next_check(NOW, 60, 0.0, rng, status=429, rl=RateSeen(1000, 0, NOW + 30 * 86400))
+    assert when > NOW + 30 * 86400
 
 
 @given(st.floats(1, 86400), st.floats(0, 0.5), st.integers(0, 2**32))

@@ -4,7 +4,7 @@
   jittered by +-`jitter` of the interval so a thousand accounts do not stay in step.
 * Never into a rate limit: a 429 pushes the next check past the window's reset (or, if
   the venue gave none, a full interval and at least a minute later); a window already
-  down to its last tenth is left to the bots until it resets.
+  down to its last tenth is left to the bots until it resets (an hour at most).
 * Sessions kept fresh: a Kiiex session gets a keep-alive call (its health call, the
   cheapest private one) once half its idle window has passed; a cached bearer of a venue
   that does not lock users out (TradeReady) is renewed by a login once half its life,
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 DEFAULT_INTERVAL_S = 60.0
 DEFAULT_JITTER = 0.1
 LOW_RATE_FRACTION = 0.1  # below this share of the window left, checks wait for the reset
-RESET_MARGIN_S = 1.0  # after a reset, so the first request is surely in the new window
+RESET_MARGIN_S = 1.0
+LOW_WINDOW_MAX_WAIT_S = 3600.0  # a nearly used-up window is waited out for an hour at most  # after a reset, so the first request is surely in the new window
 NO_RESET_BACKOFF_S = 60.0  # a 429 that said nothing about when to come back
 RENEW_BEFORE_S = 600.0
 DEFAULT_SESSION_IDLE_S = 3600  # Kiiex's session_idle_s default  # a bearer is renewed 10 minutes before it expires (or at half life)
@@ -57,7 +58,10 @@ def next_check(now: float, interval: float, jitter: float, rng: random.Random, *
             return max(regular, rl.reset_at + RESET_MARGIN_S), "rate-limited (HTTP 429)"
         return max(regular, now + max(interval, NO_RESET_BACKOFF_S)), "rate-limited (HTTP 429, no reset time given)"
     if rate_limit_low(rl) and rl is not None and rl.reset_at is not None and rl.reset_at > now:
-        return max(regular, rl.reset_at + RESET_MARGIN_S), "rate limit nearly used up"
+        # Waited out, but not for longer than an hour (or an interval): a quota that resets
+        # monthly (Hyper's plan) must not leave the account unwatched for weeks.
+        later = min(rl.reset_at + RESET_MARGIN_S, now + max(interval, LOW_WINDOW_MAX_WAIT_S))
+        return max(regular, later), "rate limit nearly used up"
     return regular, None
 
 
