@@ -311,3 +311,33 @@ def test_inputs_reader_bounds_decodes_and_limits_nesting(tmp_path: Path) -> None
         load_json("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), "x")
     with pytest.raises(MalformedInput, match="nested"):
         load_json("[" * 100000 + "]" * 100000, "x")
+
+
+def test_an_audit_detail_cannot_forge_a_line_of_the_trail(vault, tmp_path: Path) -> None:
+    """A newline in a detail (an export path may hold one) would print as a second,
+    forged entry: one entry is one line."""
+    kw = vault
+    src = tmp_path / "f.json"
+    src.write_text(json.dumps({"api_key": "ak_live_forge_key_0123456789", "api_secret": "sk_live_forge_secret_0123"}))
+    assert kw("add", "tradeready", "tr", "--from-json", str(src), "--base-url", "http://127.0.0.1:9").code == 0
+    bundle_pass = tmp_path / "bp"
+    bundle_pass.write_text("a long bundle passphrase here\n")
+    forged = tmp_path / "x\n2027-01-01T00:00:00Z  remove    tr                   ok         forged.kwb"
+    assert kw("export", "--encrypted", str(forged), "--bundle-passphrase-file", str(bundle_pass)).code == 0
+    r = kw("audit")
+    entries = json.loads(kw("audit", "--json").out)["entries"]
+    lines = [line for line in r.out.splitlines() if not line.startswith("audit trail intact")]
+    assert len(lines) == len(entries), r.out
+    assert "\\x0a2027-01-01" in r.out
+
+
+def test_an_absurd_date_is_dropped_with_a_notice() -> None:
+    import httpx
+
+    from vault.net.http import measure_skew, response_notices
+
+    for value in ("Mon, 01 Jan 0001 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT"):
+        answer = httpx.Response(200, headers={"Date": value})
+        assert measure_skew(answer, T0, 0.1) is None
+        assert any("Date" in n and "clock skew unknown" in n for n in response_notices(answer, T0)), value
+    assert response_notices(httpx.Response(200, headers={"Date": "Fri, 15 Jan 2027 08:00:00 GMT"}), T0) == []

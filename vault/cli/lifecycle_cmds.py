@@ -614,6 +614,8 @@ def cmd_pubkey(ctx: Context) -> int:
 
 
 def cmd_audit(ctx: Context) -> int:
+    from vault.core.text import printable
+
     a = ctx.args
     log = ctx.ops().audit_log(a.label, a.limit, a.expect_head)
     if a.json:
@@ -622,7 +624,9 @@ def cmd_audit(ctx: Context) -> int:
         ctx.out()
     else:
         for e in log["entries"]:
-            ctx.out(f"{e['at']}  {e['action']:<9} {e['account'] or '-':<20} {e['outcome']:<10} {e['detail']}")
+            # One entry, one line: a newline in a detail (a path may hold one) is escaped
+            # too, so it cannot print as a second, forged entry.
+            ctx.out(f"{e['at']}  {e['action']:<9} {e['account'] or '-':<20} {e['outcome']:<10} {printable(e['detail'])}")
         if log["intact"]:
             ctx.out(f"audit trail intact: {log['entries_total']} entries; head {log['head']}")
     if not log["intact"]:

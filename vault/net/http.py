@@ -72,6 +72,7 @@ ACCEPT_ENCODING = "gzip, deflate"  # what the bounded decoder below can undo
 # Ranges for what a venue says about time.
 MIN_SERVER_DATE = 946684800.0  # 2000-01-01: a Date before it is a broken clock, not skew
 MAX_RETRY_AFTER_S = 86400.0  # "come back in 3,000 years" is no answer
+MAX_PLAUSIBLE_SKEW_S = 30 * 86400.0  # past this the Date header is broken, not the clock
 MAX_RESET_AHEAD_S = 400 * 86400.0
 RELATIVE_RESET_BELOW = 1e8  # a reset this small is seconds from now, not a date in 1973
 # NetworkError codes: whether the venue can have seen the request.
@@ -171,7 +172,10 @@ def measure_skew(response: httpx.Response, local_at_response: float, latency_s: 
     date = server_date(response)
     if date is None:
         return None
-    return round(date + 0.5 - (local_at_response - latency_s / 2), 1)
+    skew = round(date + 0.5 - (local_at_response - latency_s / 2), 1)
+    # Off by more than a month is a broken Date header ("year 0001" parses as 2001), not
+    # a clock to warn about: unknown.
+    return skew if abs(skew) <= MAX_PLAUSIBLE_SKEW_S else None
 
 
 def skew_matters(skew_s: float | None, lifetime_s: float) -> bool:
@@ -295,6 +299,18 @@ def rate_limit_notices(response: httpx.Response, now: float) -> list[str]:
     """What `header_rate_limit` dropped from this answer, one notice each (for `check`)."""
     notices: list[str] = []
     header_rate_limit(response, now, notices)
+    return notices
+
+
+def response_notices(response: httpx.Response, now: float) -> list[str]:
+    """Everything this answer said that keyward dropped as out of range, one notice each:
+    rate-limit headers, and a Date that is no date (year 1, 9999), which leaves clock skew
+    unknown rather than measured from nonsense."""
+    notices = rate_limit_notices(response, now)
+    date = response.headers.get("Date")
+    if date and measure_skew(response, now, 0.0) is None:
+        notices.append("ignored the venue's Date header: no date within a month of this machine's, "
+                       "so clock skew unknown")
     return notices
 
 

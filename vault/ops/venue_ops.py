@@ -41,7 +41,7 @@ from vault.net.http import (
     harden,
     json_body,
     make_client,
-    rate_limit_notices,
+    response_notices,
     skew_matters,
 )
 from vault.core.model import Account, Credentials, Health, RateLimit, Token, VaultData, iso
@@ -297,7 +297,7 @@ class VenueOps(AccountChanges, VaultReads):
             self._save_check(acct.label, health, rl, f"{code}", drop_token=tok if dead else None)
             return health, err
         rl = provider.rate_limit(response, now)
-        notes = self._warnings(acct, provider, sender.last, now) + rate_limit_notices(response, now)
+        notes = self._warnings(acct, provider, sender.last, now) + response_notices(response, now)
         health = self._health(True, now, sender.last, "; ".join(["ok", *notes]), response.status_code)
         slid = None
         if tok is not None and provider.token_kind == "session":
