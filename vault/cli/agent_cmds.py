@@ -132,23 +132,26 @@ def cmd_unlock(ctx: Context) -> int:
             ctx.out(f"already unlocked: {describe(info)}; `keyward lock` first to start one with another TTL")
         return 0
 
-    from vault.core import fileformat as ff
     from vault.agent.launch import start_agent
-    from vault.core.service import decode_payload
+    from vault.core.service import VaultService
     from vault.core.storage import VaultFile, permission_warning
 
     warning = permission_warning(ctx.vault_path)
     if warning:
         ctx.warn(warning)
-    blob = VaultFile(ctx.vault_path).read()  # "no vault here" before asking for a passphrase
-    # Proved here, in the foreground, so a wrong passphrase is reported at once; the
-    # agent then receives the data key, never the passphrase.
-    _header, key, plaintext = ctx.with_passphrase(lambda passphrase: ff.decrypt(blob, passphrase))
-    decode_payload(plaintext)  # a payload this keyward reads, before an agent holds it
-    del plaintext
-    info = start_agent(vault, key, ttl=ttl, absolute=a.absolute, dashboard=a.dashboard,
-                       tokens_only=a.tokens_only)
-    del key
+    VaultFile(ctx.vault_path).read()  # "no vault here" before asking for a passphrase
+    # Opened here, in the foreground, as every command opens it (the KDF budget, the
+    # rollback check, a v1 file rewritten as v2 once), so a wrong passphrase is reported
+    # at once; the agent then receives the data key, never the passphrase.
+    service = ctx.with_passphrase(
+        lambda passphrase: VaultService.unlock(ctx.vault_path, passphrase, clock=ctx.clock, notify=ctx.warn))
+    try:
+        if service.upgrading_from is not None:
+            service.transact(lambda data: None)  # the agent holds no passphrase to do it later
+        info = start_agent(vault, service._key, ttl=ttl, absolute=a.absolute, dashboard=a.dashboard,
+                           tokens_only=a.tokens_only)
+    finally:
+        service.lock()
     if a.json:
         _dump(ctx, status_json(info, vault))
     else:

@@ -147,6 +147,7 @@ def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> st
     import termios
 
     from vault.core.inputs import MAX_INPUT_BYTES, decode, too_large
+    from vault.core.inputs import MAX_INPUT_BYTES, decode, too_large
     from vault.ops.capture import unfinished
 
     try:
@@ -171,8 +172,12 @@ def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> st
             termios.tcsetattr(fd, termios.TCSAFLUSH, new)
             say(prompt)
             pasted = 0
+            pasted = 0
             while True:
                 chunk = os.read(fd, 65536)  # canonical mode: one line per read
+                pasted += len(chunk)
+                if pasted > MAX_INPUT_BYTES:
+                    raise too_large("the paste")
                 pasted += len(chunk)
                 if pasted > MAX_INPUT_BYTES:
                     raise too_large("the paste")
@@ -549,24 +554,26 @@ def _ask_conflict(ctx: Context, incoming, existing: dict) -> str:
     raise NotConfirmed("no valid answer", hint="nothing was imported")
 
 
+# A bundle of 10,000 accounts is a few MiB; far past that is not a bundle keyward wrote.
+MAX_BUNDLE_BYTES = 64 << 20
+
+
 def import_bundle(ctx: Context) -> int:
+    from vault.core.inputs import read_bytes
     from vault.ops import bundle
 
     a = ctx.args
     if getattr(a, "env", None) or getattr(a, "base_url", None):
         raise UsageError("a bundle carries each account's base URL", hint="drop --env/--base-url")
     path = Path(a.file).expanduser()
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise FileUnusable(f"cannot read {path}: {exc.strerror}", hint="check the path") from None
+    blob = read_bytes(path, str(path), MAX_BUNDLE_BYTES)
     if a.bundle_passphrase_file:
         passphrase = read_passphrase_file(a.bundle_passphrase_file)
     elif ctx.interactive:
         passphrase = ctx.ask("Bundle passphrase: ", secret=True)
     else:
         raise NoTerminal("no terminal to ask for the bundle passphrase on", hint="pass --bundle-passphrase-file PATH")
-    incoming = bundle.open_bundle(blob, passphrase)
+    incoming = bundle.open_bundle(blob, passphrase, allow_kdf_cost=bool(getattr(a, "allow_kdf_cost", False)))
     del passphrase, blob
     if a.label:
         if len(incoming) != 1:
@@ -614,6 +621,8 @@ def cmd_pubkey(ctx: Context) -> int:
 
 
 def cmd_audit(ctx: Context) -> int:
+    from vault.core.text import printable
+
     from vault.core.text import printable
 
     a = ctx.args

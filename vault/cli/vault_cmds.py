@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_location_options(p)
     p.add_argument("--bundle-passphrase-file", metavar="PATH", help="passphrase of an encrypted bundle")
     p.add_argument("--on-conflict", choices=("ask", "keep-both", "skip", "replace"), default="ask", help="bundle: when a label exists")
+    p.add_argument("--allow-kdf-cost", action="store_true",
+                   help="bundle: open it even if its Argon2id cost is over the bundle budget (1 GiB, 4 GiB-passes)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("list", help="list accounts")
@@ -179,17 +181,29 @@ def cmd_add(ctx: Context) -> int:
     return 0
 
 
+def _head(path: Path) -> bytes:
+    """The magic bytes of a regular file (a bundle, a vault), without opening a FIFO for
+    reading (that would hang) or reading more than the magic; b"" for anything else (the
+    reader below then says what is wrong with it)."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 8) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    finally:
+        os.close(fd)
+
+
 def cmd_import(ctx: Context) -> int:
     from vault.ops.formats import parse_json, recognise
 
     a = ctx.args
     if a.file != "-":
-        head = b""
-        try:
-            with open(Path(a.file).expanduser(), "rb") as fh:  # the magic only: not the whole file
-                head = fh.read(8)
-        except OSError:
-            pass  # read_text below says what is wrong with it
+        head = _head(Path(a.file).expanduser())
         from vault.core.fileformat import MAGIC_BUNDLE, MAGIC_VAULT
 
         if head == MAGIC_BUNDLE:

@@ -62,14 +62,30 @@ def read_stream(stream: IO[Any], source: str = "stdin", limit: int = MAX_INPUT_B
 def read_file(path: str | Path, source: str | None = None, limit: int = MAX_INPUT_BYTES) -> str:
     """A credential file, at most `limit` bytes, decoded strictly."""
     name = source or str(path)
+    return decode(read_bytes(path, name, limit), name)
+
+
+def read_bytes(path: str | Path, source: str | None = None, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """A regular file's bytes, at most `limit`: a FIFO, a device or a directory is refused
+    before anything is read (a FIFO would hang the command, /dev/zero fill memory)."""
+    import os
+    import stat
+
+    name = source or str(path)
     try:
-        with open(Path(path).expanduser(), "rb") as fh:
-            data = fh.read(limit + 1)
+        fd = os.open(Path(path).expanduser(), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise FileUnusable(f"cannot read {name}: {exc.strerror}", hint="check the path") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileUnusable(f"{name} is not a regular file", hint="pass a file (for stdin, pass -)")
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise FileUnusable(f"cannot read {name}: {exc.strerror}", hint="check the path") from None
     if len(data) > limit:
         raise too_large(name, limit)
-    return decode(data, name)
+    return data
 
 
 def check_size(data: bytes | str, source: str, limit: int = MAX_INPUT_BYTES) -> None:
