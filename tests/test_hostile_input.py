@@ -341,3 +341,36 @@ def test_an_absurd_date_is_dropped_with_a_notice() -> None:
         assert measure_skew(answer, T0, 0.1) is None
         assert any("Date" in n and "clock skew unknown" in n for n in response_notices(answer, T0)), value
     assert response_notices(httpx.Response(200, headers={"Date": "Fri, 15 Jan 2027 08:00:00 GMT"}), T0) == []
+
+
+@pytest.mark.parametrize("mode", ["drip_body", "drip_headers", "stall_before_answer", "info_storm"])
+def test_sender_ends_a_dripping_or_stalling_answer_at_its_deadline(mode: str) -> None:
+    """The whole call, not each read: every byte arrives well inside the read timeout."""
+    from tests.hostile_server import HostileVenue
+    from vault.core.errors import DeadlineExceeded
+    from vault.net.http import SENT_UNANSWERED, Sender, make_client
+
+    with HostileVenue() as hv, make_client() as client:
+        hv.mode = mode
+        with pytest.raises(DeadlineExceeded) as info:
+            Sender(deadline_s=0.5).send(client, "GET", hv.base_url + "/usage", idempotent=True, venue="Hyper",
+                                        label="desk")
+    assert "'desk'" in str(info.value) and "0.5 s deadline" in str(info.value) and info.value.exit_code == 39
+    assert info.value.code == SENT_UNANSWERED
+
+
+def test_sender_refuses_a_body_past_its_cap_and_an_encoding_it_did_not_ask_for() -> None:
+    from tests.hostile_server import HostileVenue
+    from vault.core.errors import ResponseTooLarge, VenueError
+    from vault.net.http import Sender, make_client
+
+    with HostileVenue() as hv, make_client() as client:
+        hv.mode = "large_token"  # 1.2 MiB of JSON (the token twice)
+        send = Sender(max_response_bytes=64 << 10).send
+        with pytest.raises(ResponseTooLarge, match="'desk'.*0.0625 MiB on the wire"):
+            send(client, "GET", hv.base_url + "/x", idempotent=True, venue="Hyper", label="desk")
+        assert Sender(max_response_bytes=2 << 20).send(client, "GET", hv.base_url + "/x",
+                                                       idempotent=True).status_code == 200
+        hv.mode = "unknown_encoding"
+        with pytest.raises(VenueError, match="encoding"):
+            Sender().send(client, "GET", hv.base_url + "/x", idempotent=True, venue="Hyper", label="desk")

@@ -518,12 +518,12 @@ class Sender:
             self.sleep(delay)
             waited += delay
 
-    def _deadline_error(self, venue: str, label: str, host: str) -> DeadlineExceeded:
+    def _deadline_error(self, venue: str, label: str, host: str, code: str = SENT_UNANSWERED) -> DeadlineExceeded:
         return DeadlineExceeded(
             f"{venue} ({host}) did not finish answering {label!r} within the {self.deadline_s:g} s deadline",
             hint="retry later; a venue (or proxy) that drips or stalls its answer is misbehaving "
             "(request_deadline_s sets the bound)",
-            code=SENT_UNANSWERED,
+            code=code,
         )
 
     def _attempt(
@@ -554,8 +554,8 @@ class Sender:
                 finally:
                     response.close()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
-            if watchdog.fired:
-                raise self._deadline_error(venue, label, host) from None
+            if watchdog.fired:  # still connecting: nothing was sent (a lock-out counts only what was)
+                raise self._deadline_error(venue, label, host, NOT_SENT) from None
             raise NetworkError(
                 f"cannot connect to {venue} ({host})",
                 hint=f"check your connection and the account's base URL (`keyward show {label}`)",
