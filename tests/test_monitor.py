@@ -550,3 +550,22 @@ def test_notify_desktop_without_notify_send_says_how_to_get_it(kw, vault, tmp_pa
     r = kw("monitor", "--notify-desktop", "--print-systemd", env={"PATH": str(bare)})
     assert r.code == 0
     assert "notify-send is not installed" in r.err and "libnotify-bin" in r.err
+
+
+def test_one_monitor_per_vault(kw, sandbox, sandbox_account, monitors):
+    from vault.core.errors import VaultBusy, VaultNotFound
+
+    sandbox_account("powertrade", "desk")
+    first = monitors(kw, "--listen", "127.0.0.1:0")
+    first.wait_started()
+    r = kw("monitor", "--listen", "127.0.0.1:0", env={"XDG_STATE_HOME": first.env["XDG_STATE_HOME"]}, timeout=30)
+    assert r.code == VaultBusy.exit_code and f"already runs on this vault (pid {first.proc.pid})" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert first.terminate() == 0
+    # Once it stopped, another may start (the kernel released the lock).
+    again = monitors(kw, "--listen", "127.0.0.1:0")
+    again.wait_started()
+    assert again.terminate() == 0
+    # No vault at all: one line, its own code.
+    r = kw("--vault", str(kw.vault_path.with_name("none.kw")), "monitor", "--listen", "127.0.0.1:0")
+    assert r.code == VaultNotFound.exit_code and len(r.err.strip().splitlines()) == 1, r.err

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from vault.core.errors import AccountNotFound, AgentError, InputError, KeywardError, VaultError
+from vault.core.errors import AccountNotFound, AgentError, InputError, KeywardError, VaultBusy, VaultError
 from vault.core.model import iso, parse_iso
 from vault.monitor import schedule
 from vault.monitor.metrics import AccountState, MonitorState, registry_for, serve, write_textfile
@@ -123,6 +123,7 @@ class Monitor:
         self._server: Any = None
         self._problems: dict[str, str | None] = {}
         self._status_written = False
+        self._lock_fd: int | None = None
         self.address: tuple[str, int] | None = None
         self.started_at = clock()
 
@@ -146,6 +147,7 @@ class Monitor:
         if threading.current_thread() is threading.main_thread():  # (tests run it in a thread)
             previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
+            self._claim()
             self.ops, how = self._open_ops()
             labels = self._labels()  # an unknown label given on the command line fails here
             self._set_up(1)
@@ -164,6 +166,30 @@ class Monitor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._shutdown()
+
+    def _claim(self) -> None:
+        """One monitor per vault: an exclusive lock beside the status file, held until exit
+        (the kernel drops it when the process dies, so a crash never leaves it behind)."""
+        import fcntl
+
+        if self.status_path is None:
+            return
+        lock_path = self.status_path.with_suffix(".lock")
+        lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            pid = f" (pid {other})" if other.isdigit() else ""
+            raise VaultBusy(
+                f"a keyward monitor already runs on this vault{pid}",
+                hint="stop it first (`systemctl --user stop keyward-monitor`, or kill that pid)",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
 
     def _url_host(self) -> str:
         host = self.address[0] if self.address else ""
@@ -199,6 +225,9 @@ class Monitor:
         close = getattr(self.ops, "close", None)
         if callable(close):
             close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # (releases the lock)
+            self._lock_fd = None
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
