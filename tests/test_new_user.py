@@ -528,14 +528,16 @@ def test_masks_tell_keys_with_a_shared_prefix_apart() -> None:
     from vault.ops.views import mask
 
     account_key, agent_key = "ak_live_" + "A" * 20 + "k3Xw", "ak_live_" + "A" * 20 + "9pQe"
-    assert mask(account_key) != mask(agent_key)
-    assert mask(account_key) == "ak_l…k3Xw"
+    assert mask(account_key, tail=True) != mask(agent_key, tail=True)
+    assert mask(account_key, tail=True) == "ak_l…k3Xw"
     for value in (account_key, "x" * 24, "y" * 64):
-        shown = mask(value).replace("…", "")
+        shown = mask(value, tail=True).replace("…", "")
         assert len(value) - len(shown) >= 16  # never more than 8 characters, and 16+ stay hidden
-    assert mask("KIIEX-SECRET-abc") == "KIIE…"  # shorter: the prefix only
-    assert mask("short") == "••••…"
-    assert mask("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n") == "••••…"
+    assert mask("KIIEX-SECRET-abc", tail=True) == "KIIE…"  # shorter: the prefix only
+    assert mask("short", tail=True) == "••••…"
+    pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
+    assert mask(pem, tail=True) == "••••…"
+    assert mask("eyJhbGciOiJFUzI1NiJ9.e30.c2lnbmF0dXJlLXZhcmllcw") == "eyJh…"  # a token: no tail
 
 
 def test_tradeready_account_and_agent_keys_show_apart(vault: KeywardCLI) -> None:

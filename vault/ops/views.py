@@ -18,15 +18,17 @@ MASK_TAIL_FROM = 24  # a value this long also shows its last 4 characters
 MASK_SHOWN = 4
 
 
-def mask(value: str) -> str:
-    """The first 4 characters and an ellipsis, and for a value of 24 characters or more
-    its last 4 too ("ak_l…Q2zX", as AWS shows a key's last 4): keys that share a prefix
-    (TradeReady's account and agent keys are all "ak_live_…") can be told apart, and at
-    least 16 characters stay hidden.  Short values (a 4-of-8 prefix would give half of
-    them away) and PEM blocks (whose first characters are dashes) show nothing."""
+def mask(value: str, *, tail: bool = False) -> str:
+    """The first 4 characters and an ellipsis.  With `tail` (a stored credential), for a
+    value of 24 characters or more its last 4 too ("ak_l…Q2zX", as AWS shows a key's last
+    4): keys that share a prefix (TradeReady's account and agent keys are all "ak_live_…")
+    can be told apart, and at least 16 characters stay hidden.  A token or header made
+    per request gets no tail: there is nothing to tell apart, and a signature's last
+    characters change each time.  Short values (a 4-of-8 prefix would give half of them
+    away) and PEM blocks (whose first characters are dashes) show nothing."""
     if len(value) < 12 or value.startswith("-----"):
         return "••••" + ELLIPSIS
-    if len(value) >= MASK_TAIL_FROM:
+    if tail and len(value) >= MASK_TAIL_FROM:
         return value[:MASK_SHOWN] + ELLIPSIS + value[-MASK_SHOWN:]
     return value[:MASK_SHOWN] + ELLIPSIS
 
@@ -37,7 +39,7 @@ def masked_fields(acct: Account, reveal: bool = False) -> dict[str, str]:
     for spec in provider.fields:
         if spec.name in acct.fields:
             value = acct.fields[spec.name]
-            out[spec.name] = value if (reveal or not spec.secret) else mask(value)
+            out[spec.name] = value if (reveal or not spec.secret) else mask(value, tail=True)
     return out
 
 
@@ -61,7 +63,7 @@ def key_display(acct: Account) -> str:
     value = acct.fields.get("api_key", "")
     provider = get_provider(acct.venue)
     secret = any(f.name == "api_key" and f.secret for f in provider.fields)
-    return mask(value) if secret else value
+    return mask(value, tail=True) if secret else value
 
 
 def signing_window(acct: Account) -> int | None:
