@@ -422,3 +422,36 @@ def test_the_monitor_comes_back_when_the_vault_can_be_read_again(service, vault_
         monitor.stop()
         thread.join(30)
     assert result["rc"] == 0 and len(opened) == 3
+
+
+def test_a_renewal_that_keeps_failing_backs_off(service, sandbox, sandbox_account, monkeypatch):
+    """A TradeReady secret changed under a cached bearer: the renewal fails, and each
+    failure doubles the wait before the next login (not one a minute forever)."""
+    import time
+
+    from vault.core.model import Token
+    from vault.monitor import runner
+    from vault.monitor.runner import Monitor
+    from vault.ops.venue_ops import VenueOps
+
+    monkeypatch.setattr(runner, "RENEW_RETRY_S", 0.1)
+    tr = sandbox.issue("tradeready", display_name="x")
+    sandbox_account("tradeready", "bot", fields={"api_key": tr["api_key"], "api_secret": "sk_live_" + "9" * 40},
+                    settings={"check_interval_s": 3600})
+    now = time.time()
+    service.update_account("bot", lambda a: setattr(a, "token", Token("cached-bearer", now - 3000, now + 600, "bearer")))
+    lines: list[str] = []
+    monitor = Monitor(lambda: (VenueOps(service, notify=lines.append), "local"), listen=None, log=lines.append)
+    thread, result = run_in_thread(monitor)
+    try:
+        wait_until(lambda: monitor.state.accounts.get("bot") is not None
+                   and monitor.state.accounts["bot"].refreshes["failure"] >= 4)
+        plan = monitor.plans["bot"]
+        assert plan.renew_failures >= 4
+        assert plan.next_refresh - time.time() > 0.1 * 2 ** 3 * 0.5  # the fourth failure waits 0.8 s
+        assert sum("renewing the bearer failed" in line for line in lines) >= 4
+        assert sum("session refresh of bot (tradeready) failed" in line for line in lines) == 1  # notified once
+    finally:
+        monitor.stop()
+        thread.join(30)
+    assert result["rc"] == 0

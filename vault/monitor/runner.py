@@ -39,7 +39,8 @@ WORKERS = 4
 FLUSH_EVERY_S = 1.0  # textfile and status file: at most once a second
 LABELS_EVERY_S = 30.0  # new and removed accounts are noticed this fast
 REOPEN_EVERY_S = 30.0  # after the vault became unreadable (the agent stopped, say)
-RENEW_RETRY_S = 60.0  # a failed renewal is retried no sooner than this
+RENEW_RETRY_S = 60.0  # a failed renewal is retried no sooner than this, doubling each time
+RENEW_RETRY_MAX_S = 3600.0
 MAX_SLEEP_S = 60.0
 SKEW_NOTIFY_S = 5.0
 
@@ -68,6 +69,7 @@ class Plan:
     next_refresh: float | None = None
     refresh_action: str | None = None  # "keepalive" | "renew"
     busy: bool = False
+    renew_failures: int = 0  # in a row: each one doubles the wait before the next try
 
     @property
     def due(self) -> float:
@@ -449,8 +451,12 @@ class Monitor:
             when, action = schedule.keepalive_at(st.token_expires_at, idle), "keepalive"
         elif st.token_kind == "bearer" and not st.locks_out:
             when, action = schedule.renew_at(st.token_issued_at, st.token_expires_at), "renew"
-            if when is not None and out.action == "renew" and out.refresh_error is not None:
-                when = max(when, now + max(RENEW_RETRY_S, min(st.interval_s, 3600.0)))
+            if out.action == "renew":
+                plan.renew_failures = plan.renew_failures + 1 if out.refresh_error is not None else 0
+            if when is not None and plan.renew_failures:
+                # A renewal that keeps failing (a changed secret) is not tried every minute forever.
+                backoff = min(RENEW_RETRY_S * 2 ** (plan.renew_failures - 1), RENEW_RETRY_MAX_S)
+                when = max(when, now + backoff)
         if when is not None and when < plan.next_check:
             plan.next_refresh, plan.refresh_action = max(now, when), action
         if out.action == "renew" and out.refresh_error is None and st.token_expires_at is not None:
