@@ -148,10 +148,15 @@ def test_the_textfile_is_replaced_whole_with_nothing_left_beside_it(tmp_path):
     registry = registry_for(state)
     target = tmp_path / "keyward.prom"
     target.write_text("old")
-    for up in (0, 1):
-        state.up = up
-        write_textfile(target, registry)
-        assert f"keyward_up {up:.1f}" in target.read_text()
+    old_umask = os.umask(0o077)  # as under the printed systemd unit
+    try:
+        for up in (0, 1):
+            state.up = up
+            write_textfile(target, registry)
+            assert f"keyward_up {up:.1f}" in target.read_text()
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # node_exporter runs as another user
     assert [p.name for p in tmp_path.iterdir()] == ["keyward.prom"]
     with pytest.raises(OSError):
         write_textfile(tmp_path / "missing-dir" / "k.prom", registry)

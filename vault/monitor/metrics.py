@@ -153,6 +153,9 @@ def write_textfile(path: Path, registry: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
+        # Readable by node_exporter (another user) whatever the umask (the unit sets 0077):
+        # it holds labels and numbers, no credential.
+        os.fchmod(fd, 0o644)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
