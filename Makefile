@@ -21,6 +21,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 screenshots: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,screenshots]'
 	$(BIN)/python -m screenshots.make
 
 clean:

@@ -766,3 +766,45 @@ def test_a_hung_up_terminal_cannot_block_the_dashboard_for_ever() -> None:
     # behind).  Should Textual ever survive a failed write, this fails: the wrapper may go.
     assert not _writes_finish(_HungUpTerminal(), timeout=2.0)
     assert _writes_finish(_HangupSafeFile(_HungUpTerminal()))
+
+
+# --- 17. screenshots that show what the dashboard is for, readable offline -------------------
+
+
+SHOTS = ("dashboard", "detail", "capture", "help", "unlock")
+
+
+def _svg_text(path: Path) -> str:
+    import html
+
+    svg = path.read_text(encoding="utf-8")
+    return "".join(html.unescape(t) for t in re.findall(r">([^<]*)</text>", svg)).replace("\xa0", " ")
+
+
+def test_offline_fonts_drops_the_cdn_and_falls_back_to_local_monospace() -> None:
+    from screenshots.make import MONOSPACE, offline_fonts
+
+    head = ('<style>@font-face { font-family: "Fira Code"; src: local("FiraCode-Regular"),\n'
+            '  url("https://cdnjs.cloudflare.com/ajax/libs/firacode/6.2.0/woff2/FiraCode-Regular.woff2") format("woff2"),\n'
+            '  url("https://cdnjs.cloudflare.com/ajax/libs/firacode/6.2.0/woff/FiraCode-Regular.woff") format("woff");}\n'
+            '.terminal-r1 { font-family: Fira Code, monospace; }</style>'
+            '<g clip-path="url(#terminal-clip)"><text>https://example in the text stays</text></g>')
+    out = offline_fonts(head)
+    assert "cdnjs" not in out and 'local("FiraCode-Regular")' in out
+    assert f"font-family: {MONOSPACE}" in out and "url(#terminal-clip)" in out and "https://example" in out
+
+
+def test_the_screenshots_show_failures_skew_a_spent_rate_and_an_expiring_session() -> None:
+    out = REPO / "screenshots"
+    for name in SHOTS:
+        svg = (out / f"{name}.svg").read_text(encoding="utf-8")
+        assert not re.search(r"url\(\s*[\"']?https?:", svg), f"{name}.svg fetches a font"
+        png = out / f"{name}.png"
+        assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no PNG beside {name}.svg"
+    dashboard = _svg_text(out / "dashboard.svg")
+    assert "failing" in dashboard and "skew -47s" in dashboard
+    assert " 31/600" in dashboard  # a rate limit nearly spent
+    assert "02:50" in dashboard  # a session in its last minutes (yellow)
+    detail = _svg_text(out / "detail.svg")
+    readings = re.search(r"(\d+) readings", detail)
+    assert readings and int(readings.group(1)) > 10  # the sparkline has a history, not one reading
