@@ -310,8 +310,9 @@ def test_a_failing_notifier_is_logged_and_the_monitor_carries_on(kw, sandbox, sa
 
 def test_a_429_pushes_the_next_check_past_the_window_reset(kw, sandbox, sandbox_account, monitors):
     sandbox_account("powertrade", "desk")
-    # One request per 40 s window: longer than the 30 s a call may wait out a 429 itself.
-    sandbox.configure(rate_limit=1, rate_window_s=40)
+    # One request per 50 s window: longer than the 30 s a call may wait out a 429 itself, with
+    # 20 s to spare for the monitor to start on a loaded machine.
+    sandbox.configure(rate_limit=1, rate_window_s=50)
     assert kw("check", "desk").code == 0  # a bot spent the window
     m = monitors(kw, "--listen", "127.0.0.1:0", "--interval", "1", "--jitter", "0")
     m.wait_started()
@@ -332,7 +333,7 @@ def test_a_429_pushes_the_next_check_past_the_window_reset(kw, sandbox, sandbox_
         assert checks(s, "desk", "powertrade", "failure") == 1 and checks(s, "desk", "powertrade") == 0
         time.sleep(0.5)
     # And it comes back after the reset, inside the new window.
-    s = m.wait_metric(lambda s: checks(s, "desk", "powertrade") >= 1, timeout=60, what="the check after the reset")
+    s = m.wait_metric(lambda s: checks(s, "desk", "powertrade") >= 1, timeout=90, what="the check after the reset")
     assert s.get_value("keyward_last_check_timestamp_seconds", account="desk", venue="powertrade") >= reset
     assert s.get_value("keyward_check_success", account="desk", venue="powertrade") == 1
     assert m.terminate() == 0
