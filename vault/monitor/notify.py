@@ -216,7 +216,8 @@ class Dispatcher:
 
     def submit(self, event: Event) -> None:
         state = "reminder" if event.reminder else event.status
-        self.log(f"{event.account}: {event.summary} ({state})")
+        why = f": {event.detail}" if event.detail and event.status == "firing" else ""
+        self.log(f"{event.account}: {event.summary} ({state}){why}")
         if not self.notifiers:
             return
         try:
