@@ -419,3 +419,20 @@ def test_unknown_audit_actions_are_a_programming_error():
 
     with pytest.raises(ValueError):
         audit.append(VaultData(), 0.0, "mintt", "x")
+
+
+def test_list_shows_a_token_without_an_expiry(kw):
+    """A venue may hand out a session with no expiry: `list` printed its table row with
+    f"{None:<22}" and ended in "internal error (TypeError)"."""
+    from vault.core.model import Account, Token
+    from vault.core.service import VaultService
+
+    assert kw.init().code == 0
+    service = VaultService.unlock(kw.vault_path, PASSPHRASE)
+    acct = Account(label="kx", venue="kiiex", base_url="http://127.0.0.1:1",
+                   fields={"api_key": "k" * 32, "api_secret": "s" * 32, "user_id": "7", "nonce": "1"})
+    acct.token = Token("session-value", 1.0, None, "session")
+    service.add_account(acct)
+    done = kw("list")
+    assert done.code == 0, done.both
+    assert "kx" in done.out and "no expiry" in done.out and "session-value" not in done.out

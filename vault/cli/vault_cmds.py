@@ -249,7 +249,7 @@ def cmd_list(ctx: Context) -> int:
     for item, row in zip(items, rows):
         age = f"{row['key_age_days']:.0f}d" + ("!" if row["key_overdue"] else "")
         token = (f"signed/request ({row['signature_window_s']}s)" if row.get("signed_per_request") else
-                 row["token"]["expires_at"] if row["token"] else "-")
+                 (row["token"]["expires_at"] or "no expiry") if row["token"] else "-")
         health = "-" if row["health"] is None else ("ok" if row["health"]["ok"] else "FAILING")
         ctx.out(f"{row['label']:<20} {row['venue']:<15} {item['env']:<10} {item['key'][:18]:<18} {age:>6}  {token:<22} {health}")
     return 0
