@@ -67,7 +67,9 @@ class MonitorProcess:
         cmd = [sys.executable, *python, "-m", "vault", "--vault", str(kw.vault_path)]
         if passphrase:
             cmd += ["--passphrase-file", str(kw.passphrase_file)]
-        self.env = kw.env | {"XDG_STATE_HOME": str(Path(kw.env["HOME"]) / "state")} | (env or {})
+        # The CLI's own XDG_STATE_HOME (conftest makes one per test): the agent records its
+        # fallback socket directory there, so the monitor must look in the same place.
+        self.env = {"XDG_STATE_HOME": str(Path(kw.env["HOME"]) / "state")} | kw.env | (env or {})
         self.proc = subprocess.Popen(cmd + ["monitor", *args], env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.lines: list[str] = []
