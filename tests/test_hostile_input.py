@@ -374,3 +374,29 @@ def test_sender_refuses_a_body_past_its_cap_and_an_encoding_it_did_not_ask_for()
         hv.mode = "unknown_encoding"
         with pytest.raises(VenueError, match="encoding"):
             Sender().send(client, "GET", hv.base_url + "/x", idempotent=True, venue="Hyper", label="desk")
+
+
+def test_text_that_is_no_url_is_a_typed_error_wherever_a_url_arrives() -> None:
+    """urlsplit raises ValueError on some input (found by the response fuzz above: a
+    redirect's Location "http://evil.example\\x1b[2J/x"); a venue, a user or a file can
+    send such text, and each place must answer with keyward's own error."""
+    import httpx
+
+    from vault.core.errors import InputError, KeywardError, VenueError
+    from vault.net.endpoints import check_base_url, split_url
+    from vault.net.http import generic_error
+    from vault.venues.base import checked_uri
+
+    for bad in ("http://evil.example\x1b[2J/x", "http://[::1", "https://host:notaport/", "https://]/"):
+        assert split_url(bad) is None, bad
+        with pytest.raises(InputError):
+            check_base_url(bad)
+    redirect = httpx.Response(309, headers={"Location": "http://evil.example\x1b[2J/x"})
+    err = generic_error("PowerTrade", "desk", redirect)
+    assert isinstance(err, VenueError) and "redirect" in err.message
+    with pytest.raises(KeywardError):
+        checked_uri("https://[x/", "uri")
+    from vault.monitor.notify import check_webhook_url
+
+    with pytest.raises(InputError):
+        check_webhook_url("http://[::1/hook")

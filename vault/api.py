@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from vault.core.errors import InputError
+from vault.net.endpoints import split_url
 from vault.net.http import ensure_transport_allowed
 from vault.venues.powertrade import nonce_raced
 
@@ -49,7 +50,9 @@ NONCE_RETRIES = 3
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
+    parts = split_url(url)
+    if parts is None:
+        return "", "", None  # matches no base URL: such a request gets no credentials
     port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), port
 

@@ -130,7 +130,11 @@ def check_webhook_url(url: str) -> str:
     """https anywhere, plain http only to loopback; no credentials in the URL's userinfo."""
     from vault.net.endpoints import is_loopback_host
 
-    parts = urlsplit(url)
+    from vault.net.endpoints import split_url
+
+    parts = split_url(url)
+    if parts is None:
+        raise InputError("--notify-webhook is not a URL", hint="pass https://host/path, or http:// to 127.0.0.1")
     if parts.username is not None or parts.password is not None:
         raise InputError("--notify-webhook carries a user name or password", hint="use a URL without user:pass@")
     if parts.scheme == "https" and parts.hostname:

@@ -9,6 +9,19 @@ from urllib.parse import urlsplit
 from vault.core.errors import InputError, InsecureTransport
 
 
+def split_url(url: str):
+    """urlsplit, or None for text that is no URL.  urlsplit raises ValueError on some
+    input (an unbalanced "[" in the host, a port that is not a number), and URLs come
+    from venues (a redirect's Location), users and files: a bad one must end in a typed
+    error, never in "internal error (ValueError)"."""
+    try:
+        parts = urlsplit(str(url))
+        parts.port  # noqa: B018 - parsed lazily, and raises on a bad port
+    except ValueError:
+        return None
+    return parts
+
+
 def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
@@ -23,8 +36,8 @@ def is_loopback_host(host: str | None) -> bool:
 def check_base_url(url: str) -> str:
     """Accept https anywhere and http only on loopback (the sandbox); return it without a
     trailing slash so that documented paths can be appended."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parts = split_url(url)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"{url!r} is not an http(s) URL", hint="pass a root such as https://host/path")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise InsecureTransport(

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from vault.net.endpoints import is_loopback_host
+from vault.net.endpoints import is_loopback_host, split_url
 from vault.core.errors import (
     DeadlineExceeded,
     InsecureTransport,
@@ -88,7 +88,9 @@ OnWait = Callable[[float, str], None]
 
 def ensure_transport_allowed(url: Any) -> None:
     """Raise InsecureTransport unless `url` (str or httpx.URL) is https, or http to loopback."""
-    parts = urlsplit(str(url))
+    parts = split_url(str(url))
+    if parts is None:
+        raise InsecureTransport("refusing a request to something that is not a URL", hint="check the base URL")
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and is_loopback_host(parts.hostname):
@@ -715,7 +717,8 @@ def generic_error(
             code=code,
         )
     if 300 <= status < 400:
-        target = urlsplit(response.headers.get("Location", "")).hostname
+        location = split_url(response.headers.get("Location", ""))
+        target = location.hostname if location is not None else None
         where = f" to {target}" if target else ""
         return VenueError(
             f"{title} answered {label!r} with a redirect{where} ({what}); keyward follows none",

@@ -98,12 +98,12 @@ def checked_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
 def checked_uri(value: Any, name: str) -> str:
     """An absolute https:// or wss:// URI of at most 512 printable characters: it goes into
     a signed claim, never into a request line."""
-    from urllib.parse import urlsplit
+    from vault.net.endpoints import split_url
 
     ok = isinstance(value, str) and 0 < len(value) <= 512 and all(33 <= ord(c) < 127 for c in value)
     if ok:
-        parts = urlsplit(value)
-        ok = parts.scheme in ("https", "wss") and bool(parts.hostname)
+        parts = split_url(value)
+        ok = parts is not None and parts.scheme in ("https", "wss") and bool(parts.hostname)
     if not ok:
         raise InputError(
             f"{name} must be an absolute https:// or wss:// URI (no spaces)",
