@@ -308,6 +308,11 @@ def test_every_failure_is_one_line_with_what_to_do_a_nonzero_exit_and_no_secret(
         one_line_failure("doctor", label)
     for label in ("tr", "kx", "gone", "nope"):
         for command in (("token", label), ("headers", label), ("login", label), ("exec", label, "--", "true")):
+            if command[0] == "headers" and label == "tr":
+                # TradeReady's common request carries X-API-Key alone (the venue's backend
+                # tries it first): no login, so a wrong secret is not met here; a request to
+                # an agent path needs the bearer, and so the login that fails.
+                command = ("headers", label, "--path", "/agents/x")
             one_line_failure(*command)
     sandbox.configure(fail_500=True)
     good = sandbox_account("tradeready", "tr500")
