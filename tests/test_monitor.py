@@ -312,9 +312,11 @@ def test_a_failing_notifier_is_logged_and_the_monitor_carries_on(kw, sandbox, sa
 
 def test_a_429_pushes_the_next_check_past_the_window_reset(kw, sandbox, sandbox_account, monitors):
     sandbox_account("powertrade", "desk")
-    # One request per 50 s window: longer than the 30 s a call may wait out a 429 itself, with
-    # 20 s to spare for the monitor to start on a loaded machine.
-    sandbox.configure(rate_limit=1, rate_window_s=50)
+    # A call waits out a 429 itself only within the vault's request deadline: 3 s here, so
+    # one request per 15 s window surfaces the 429, with 12 s to spare for the monitor to
+    # start on a loaded machine (the default deadline, 60 s, would make this a minute).
+    VaultService.unlock(kw.vault_path, PASSPHRASE).transact(lambda d: setattr(d.settings, "request_deadline_s", 3.0))
+    sandbox.configure(rate_limit=1, rate_window_s=15)
     assert kw("check", "desk").code == 0  # a bot spent the window
     m = monitors(kw, "--listen", "127.0.0.1:0", "--interval", "1", "--jitter", "0")
     m.wait_started()
