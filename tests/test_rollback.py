@@ -186,3 +186,41 @@ def test_unlock_refuses_to_start_an_agent_on_a_rolled_back_vault(vault, agent_ru
     assert done.code == ROLLED_BACK, done.both
     one_line(done)
     assert "unlocked" not in done.out
+
+
+RACER = r"""
+import json, sys
+from vault.core.errors import KeywardError
+from vault.core.service import VaultService
+path, passphrase, role, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+errors = []
+service = VaultService.unlock(path, passphrase)
+for i in range(n):
+    try:
+        if role == "writer":
+            service.transact(lambda data: setattr(data.settings, "key_max_age_days", 30 + i % 50))
+        else:
+            service.reload()
+            VaultService.unlock(path, passphrase)  # a fresh process's open, as every command's
+    except KeywardError as exc:
+        errors.append(type(exc).__name__ + ": " + exc.message[:120])
+print(json.dumps(errors))
+"""
+
+
+def test_saves_by_other_processes_are_never_taken_for_a_rollback(service, vault_path):
+    """Found by running the hostile suite's calls side by side: a process that read
+    generation N while another saved N+1 (and recorded it as seen) was refused as rolled
+    back.  Two writers and two readers, for real, for a while: no error at all."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    service.add_account(kiiex("a"))
+    cmd = [sys.executable, "-c", RACER, str(vault_path), PASSPHRASE]
+    procs = [subprocess.Popen(cmd + [role, "40"], stdout=subprocess.PIPE, text=True, cwd=REPO,
+                              env=os.environ | {"PYTHONPATH": str(REPO)})
+             for role in ("writer", "writer", "reader", "reader")]
+    errors = [json.loads(p.communicate(timeout=240)[0] or "[]") for p in procs]
+    assert errors == [[], [], [], []], errors

@@ -22,6 +22,7 @@ from vault.core.errors import (
     AccountNotFound,
     CorruptVault,
     KeywardError,
+    VaultBusy,
     UnsupportedVersion,
     VaultChanged,
     VaultExists,
@@ -68,6 +69,17 @@ class KeyChange:
 
     resealed: list[Path] = field(default_factory=list)  # re-sealed under the new key
     left: list[Path] = field(default_factory=list)  # sealed under some other key: keyward cannot tell what they hold
+
+
+READ_RACE_TRIES = 50  # re-reads after a concurrent save; each is a file read, no KDF
+
+
+class _ReadRaced(VaultBusy):
+    """The file changed between reading it and checking it against what was seen: read
+    it again.  The opening paths here retry; anywhere else it is a typed "busy" error."""
+
+    def __init__(self) -> None:
+        super().__init__("the vault changed while it was being read", hint="retry in a moment")
 
 
 class VaultService:
@@ -137,7 +149,20 @@ class VaultService:
             except KeywardError:
                 pass  # ff.unlock reports it
         header, key, plaintext, read_version = ff.unlock(blob, passphrase, budget=budget)
-        service = cls(vfile, header, key, decode_payload(plaintext), clock, notify=notify)
+        for _ in range(READ_RACE_TRIES):
+            try:
+                service = cls(vfile, header, key, decode_payload(plaintext), clock, notify=notify)
+                break
+            except _ReadRaced:
+                # Another process saved while we derived the key: its file opens with the
+                # same data key (a re-key would fail here as CorruptVault), no KDF again.
+                blob = vfile.read()
+                fresh = ff.parse(blob)
+                plaintext = ff.open_payload(blob, fresh, key)
+                header = fresh if fresh.version == header.version else replace(header, generation=fresh.generation)
+        else:
+            raise VaultBusy(f"{vfile.path} kept changing while it was read",
+                            hint="another keyward is saving it again and again; retry in a moment")
         if read_version != ff.VERSION:
             service.upgrading_from = read_version
         if allow and not ff.VAULT_BUDGET.allows(header.kdf):
@@ -173,10 +198,16 @@ class VaultService:
 
     def reload(self) -> bool:
         """Pick up another process's save.  Returns True when something changed."""
-        if not self.changed_on_disk():
-            return False
-        self._load(self.file.read())
-        return True
+        for _ in range(READ_RACE_TRIES):
+            if not self.changed_on_disk():
+                return False
+            try:
+                self._load(self.file.read())
+                return True
+            except _ReadRaced:
+                continue  # another process saved between our read and our check: read again
+        raise VaultBusy(f"{self.file.path} kept changing while it was read",
+                        hint="another keyward is saving it again and again; retry in a moment")
 
     def _load(self, blob: bytes) -> None:
         if self._key is None:
@@ -210,6 +241,11 @@ class VaultService:
         if record is not None:
             known.append((record["generation"], record["audit_head"]))
         for seen_gen, seen_head in known:
+            older = generation < seen_gen or (generation == seen_gen and head != seen_head)
+            if older and ff.peek_generation(self.file.read_head(ff.HEADER_LEN)) != generation:
+                # What we read is already gone: another process saved (and recorded its
+                # newer generation) between our read and this check.  Not a rollback.
+                raise _ReadRaced()
             if generation < seen_gen:
                 raise VaultRolledBack(
                     f"{self.file.path} holds generation {generation}, older than generation {seen_gen} keyward "
