@@ -157,19 +157,22 @@ def kw(vault_path: Path, passphrase_file: Path, tmp_path: Path) -> KeywardCLI:
 
 @pytest.fixture
 def sandbox():
-    """The loopback fake-venue server, fresh per test (its limiter and config are state)."""
-    from vault.sandbox import Sandbox
+    """The loopback fake-venue server, fresh per test (its limiter and config are state).
+    Every venue rate-limited: the tests of keyward's 429 handling and rate-limit display
+    need it on venues that publish no limit (docs/sandbox.md, rate_limit_every_venue)."""
+    from vault.sandbox import Sandbox, SandboxConfig
 
-    with Sandbox() as sb:
+    with Sandbox(SandboxConfig(rate_limit_every_venue=True)) as sb:
         yield sb
 
 
 @pytest.fixture(scope="module")
 def sb():
-    """One sandbox shared by a module's tests that leave its config alone."""
-    from vault.sandbox import Sandbox
+    """One sandbox shared by a module's tests that leave its config alone (every venue
+    rate-limited, as in `sandbox`)."""
+    from vault.sandbox import Sandbox, SandboxConfig
 
-    with Sandbox() as sandbox:
+    with Sandbox(SandboxConfig(rate_limit_every_venue=True)) as sandbox:
         yield sandbox
 
 

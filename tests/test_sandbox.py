@@ -35,7 +35,7 @@ from .conftest import T0, FakeClock
 
 @pytest.fixture
 def sb(clock: FakeClock) -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(clock=clock)) as sandbox:
+    with Sandbox(SandboxConfig(clock=clock, rate_limit_every_venue=True)) as sandbox:
         yield sandbox
 
 
@@ -985,3 +985,26 @@ def test_main_serves_in_the_foreground_until_ctrl_c() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_only_tradeready_is_rate_limited_unless_the_harness_switch_says_so(clock: FakeClock) -> None:
+    """TradeReady's backend publishes its limit; no source states one for PowerTrade, Hyper
+    or Kiiex, so by default their answers carry no X-RateLimit-* and no 429 (issue 13:
+    every rule the sandbox enforces has a source, or is a switch that is off)."""
+    with Sandbox(SandboxConfig(clock=clock, rate_limit=1)) as sandbox, httpx.Client(trust_env=False) as http:
+        key = sandbox.issue("hypersolutions")
+
+        def call() -> httpx.Response:
+            sig = hyper_sig(key["api_key"], key["jwt_key"], clock() + 15)
+            return hyper_usage(http, sandbox, {"x-api-key": key["api_key"], "x-signature": sig})
+
+        assert sandbox.config.rate_limit_every_venue is False
+        for _ in range(3):
+            response = call()
+            assert response.status_code == 200 and "X-RateLimit-Limit" not in response.headers, response.text
+        sandbox.configure(rate_limit_every_venue=True)
+        assert [call().status_code for _ in range(2)] == [200, 429]
+        tr_key = sandbox.issue("tradeready", display_name="x")["api_key"]
+        sandbox.configure(rate_limit_every_venue=False)
+        statuses = [http.get(tr(sandbox, "/account/info"), headers={"X-API-Key": tr_key}).status_code for _ in range(2)]
+        assert statuses == [200, 429]  # TradeReady's own, published limit stays

@@ -145,6 +145,9 @@ def build_demo(
     from vault.core.service import VaultService
 
     passphrase = passphrase or demo_passphrase()
+    # The dashboard's rate bars are part of what the demo shows: every venue of the demo
+    # is rate-limited (the sandbox's switch for a rule only TradeReady publishes).
+    sandbox.config.rate_limit_every_venue = True
     service = VaultService.create(path, passphrase, kdf or DEFAULT_KDF, clock=clock)
     factory = client_factory or make_client
     now = clock()

@@ -66,6 +66,10 @@ class SandboxConfig:
     powertrade_max_window_s: int = 30
     hyper_quota: int = 1000
     # Fault switches: rules no published source states, off by default (docs/sandbox.md).
+    # Rate limits and X-RateLimit-* on PowerTrade, Hyper and Kiiex as on TradeReady: no
+    # source states them for those venues; the tests' 429 drills and the demo's rate bars
+    # turn this on.
+    rate_limit_every_venue: bool = False
     hyper_max_signature_ahead_s: int = 0  # refuse a Hyper signature whose exp lies further ahead; 0 = off
     powertrade_nonce_high_water: bool = False  # refuse a nonce not above the last accepted for the key (reuse too)
     # Where sources conflict: the value the sandbox follows by default, the other selectable.
@@ -251,6 +255,8 @@ class VenueHandler:
     def metered(self, key: str, respond: Callable[[], Response]) -> Response:
         """Run ``respond`` if ``key`` is within its rate limit; either way add the headers."""
         cfg = self.config
+        if self.name != "tradeready" and not cfg.rate_limit_every_venue:
+            return respond()  # only TradeReady's backend publishes its rate limit
         decision = self.sandbox.limiter.check(f"{self.name}:{key}", self.now(), cfg.rate_limit, cfg.rate_window_s)
         if decision.allowed:
             response = respond()
