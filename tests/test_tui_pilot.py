@@ -55,6 +55,22 @@ def make_app(demo, clock: FakeClock) -> KeywardApp:
     return KeywardApp(demo.service.file.path, service=demo.service, clock=clock, kdf=SMALL_KDF, watch=False)
 
 
+def system_clipboard(tmp_path: Path, monkeypatch) -> Path:
+    """A clipboard tool on PATH (the fake xclip of tests/test_clipboard.py): the file it
+    keeps the clipboard in."""
+    from .test_clipboard import FAKE_XCLIP
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "xclip").write_text(FAKE_XCLIP)
+    (bindir / "xclip").chmod(0o755)
+    store = tmp_path / "clipboard"
+    for name, value in {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "DISPLAY": ":99",
+                        "FAKE_CLIPBOARD": str(store), "WAYLAND_DISPLAY": "", "KEYWARD_CLIPBOARD": ""}.items():
+        monkeypatch.setenv(name, value)
+    return store
+
+
 def notes(app: KeywardApp) -> list[str]:
     return [n.message for n in app._notifications]
 
@@ -444,16 +460,7 @@ async def test_palette_offers_every_action_for_every_account_and_no_raw_screensh
 async def test_copy_uses_the_system_clipboard_and_clears_only_our_value(demo, clock, sandbox, tmp_path, monkeypatch) -> None:
     """The dashboard shares the CLI's backends (vault.ops.clipboard): with a clipboard tool on
     PATH it copies there and, when the time is up, clears it only if it still holds ours."""
-    from .test_clipboard import FAKE_XCLIP
-
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "xclip").write_text(FAKE_XCLIP)
-    (bindir / "xclip").chmod(0o755)
-    store = tmp_path / "clipboard"
-    for name, value in {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "DISPLAY": ":99",
-                        "FAKE_CLIPBOARD": str(store), "WAYLAND_DISPLAY": "", "KEYWARD_CLIPBOARD": ""}.items():
-        monkeypatch.setenv(name, value)
+    store = system_clipboard(tmp_path, monkeypatch)
     app = make_app(demo, clock)
     seconds = demo.service.data.settings.clipboard_clear_seconds
     async with app.run_test(size=SIZE) as pilot:
@@ -666,16 +673,7 @@ async def test_a_dashboard_that_dies_after_a_copy_still_has_the_clipboard_cleare
     """The CLI's detached clearer serves the dashboard's copies too: killed (SIGKILL, a
     crash) before its own timer fires, it still leaves no token on the clipboard."""
     from .test_agent import wait_until
-    from .test_clipboard import FAKE_XCLIP
-
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "xclip").write_text(FAKE_XCLIP)
-    (bindir / "xclip").chmod(0o755)
-    store = tmp_path / "clipboard"
-    for name, value in {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "DISPLAY": ":99",
-                        "FAKE_CLIPBOARD": str(store), "WAYLAND_DISPLAY": "", "KEYWARD_CLIPBOARD": ""}.items():
-        monkeypatch.setenv(name, value)
+    store = system_clipboard(tmp_path, monkeypatch)
     demo.service.transact(lambda data: setattr(data.settings, "clipboard_clear_seconds", 1))
     app = make_app(demo, clock)
     async with app.run_test(size=SIZE) as pilot:

@@ -89,7 +89,7 @@ def describe(info: dict) -> str:
     return (
         f"agent pid {info.get('pid')}, {format_duration(float(info.get('remaining_s', 0)))} left "
         f"(locks {format_duration(float(info.get('ttl_s', 0)))} {mode})"
-        + ("; tokens only: reveal and export ask for the passphrase" if info.get("tokens_only") else "")
+        + ("; tokens only: changes, reveal and export ask for the passphrase" if info.get("tokens_only") else "")
         + ("; opens the dashboard" if info.get("dashboard") else "")
     )
 

@@ -88,11 +88,12 @@ def permission_warning(path: Path) -> str | None:
     return "\n".join(lines) or None
 
 
-def write_private(path: Path, data: bytes, *, before_replace=None) -> None:
+def write_private(path: Path, data: bytes, *, before_replace=None, durable: bool = True) -> None:
     """Write a 0600 file atomically: temp file beside it, fsync, rename, fsync the dir.
 
     Used for the vault and for plaintext exports.  `before_replace` runs once the new
     bytes are durable and just before the rename (the vault keeps its `.bak` there).
+    `durable=False`: atomic but neither fsync (for a record that may lag after a crash).
     """
     directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -100,8 +101,9 @@ def write_private(path: Path, data: bytes, *, before_replace=None) -> None:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         if before_replace is not None:
             before_replace()
         os.replace(tmp, path)
@@ -111,7 +113,8 @@ def write_private(path: Path, data: bytes, *, before_replace=None) -> None:
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(directory)
+    if durable:
+        fsync_dir(directory)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -383,17 +386,7 @@ def _replace_quickly(path: Path, data: bytes) -> None:
     and two more fsyncs per save would cost more than the record is worth.  After a power
     cut the record may be one save behind (or unreadable, and then rebuilt from the next
     open): rollback detection then starts from that generation."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_private(path, data, durable=False)
 
 
 def warn(message: str) -> None:
