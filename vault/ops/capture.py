@@ -144,21 +144,7 @@ def unfinished(text: str) -> str | None:
         return "the PEM block has no END line yet"
     stripped = text.translate(_TYPOGRAPHIC_QUOTES).lstrip("\ufeff \t\r\n")
     if stripped.startswith("{"):
-        depth, in_string, escaped = 0, False, False
-        for ch in stripped:
-            if in_string:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
-                elif ch == '"':
-                    in_string = False
-            elif ch == '"':
-                in_string = True
-            elif ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
+        depth = sum((ch == "{") - (ch == "}") for ch, outside in _json_chars(stripped) if outside)
         if depth > 0:
             return "the JSON object is not closed yet"
     return None
@@ -206,12 +192,10 @@ def _from_json(text: str, venue: str, repairs: list[str], source: str = "the pas
     return _from_object(obj, venue, repairs, "JSON")
 
 
-def _drop_trailing_commas(text: str) -> str:
-    """`text` without commas that JSON forbids: before a closing } or ], and after the
-    last closing brace.  Commas inside strings are left alone."""
-    out: list[str] = []
+def _json_chars(text: str):
+    """Each character of JSON-ish text, and whether it stands outside a string (an
+    opening quote counts as outside, a closing one as inside; escapes are honoured)."""
     in_string = escaped = False
-    pending: int | None = None  # index in `out` of a comma not yet known to be legal
     for ch in text:
         if in_string:
             if escaped:
@@ -220,17 +204,26 @@ def _drop_trailing_commas(text: str) -> str:
                 escaped = True
             elif ch == '"':
                 in_string = False
-            out.append(ch)
-            continue
-        if ch in "}]" and pending is not None:
-            out[pending] = ""
-            pending = None
-        elif ch == ",":
-            pending = len(out)
-        elif not ch.isspace():
-            pending = None
-        if ch == '"':
-            in_string = True
+            yield ch, False
+        else:
+            in_string = ch == '"'
+            yield ch, True
+
+
+def _drop_trailing_commas(text: str) -> str:
+    """`text` without commas that JSON forbids: before a closing } or ], and after the
+    last closing brace.  Commas inside strings are left alone."""
+    out: list[str] = []
+    pending: int | None = None  # index in `out` of a comma not yet known to be legal
+    for ch, outside in _json_chars(text):
+        if outside:
+            if ch in "}]" and pending is not None:
+                out[pending] = ""
+                pending = None
+            elif ch == ",":
+                pending = len(out)
+            elif not ch.isspace():
+                pending = None
         out.append(ch)
     if pending is not None and "".join(out[:pending]).rstrip().endswith("}"):
         out[pending] = ""
