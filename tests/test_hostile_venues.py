@@ -139,19 +139,20 @@ def hv():
         yield server
 
 
+def hostile_vault(path: Path, base_url: str, deadline_s: float) -> None:
+    """A vault at `path`: one account per venue on the hostile venue, a short deadline."""
+    from vault.core.service import VaultService
+
+    service = VaultService.create(path, PASSPHRASE, SMALL_KDF)
+    for acct in accounts(base_url):
+        service.add_account(acct)
+    service.transact(lambda data: setattr(data.settings, "request_deadline_s", deadline_s))
+
+
 @pytest.fixture
 def hostile(kw, hv, vault_path: Path):
     """A vault of four accounts, one per venue, all pointing at the hostile venue."""
-    from vault.core.service import VaultService
-
-    service = VaultService.create(vault_path, PASSPHRASE, SMALL_KDF)
-    for acct in accounts(hv.base_url):
-        service.add_account(acct)
-
-    def short_deadline(data) -> None:
-        data.settings.request_deadline_s = DEADLINE_S
-
-    service.transact(short_deadline)
+    hostile_vault(vault_path, hv.base_url, DEADLINE_S)
     hv.mode = "normal"
     yield Bounded(kw)
     hv.mode = "normal"
@@ -293,20 +294,11 @@ print(json.dumps(results))
 @pytest.fixture(scope="module")
 def suite_vault(tmp_path_factory, hv):
     """One vault for the whole suite: four accounts on the hostile venue, a short deadline."""
-    from vault.core.service import VaultService
-
     from tests.conftest import KeywardCLI
 
     root = tmp_path_factory.mktemp("hostile-suite")
     path = root / "vaultdir" / "vault.kw"
-    service = VaultService.create(path, PASSPHRASE, SMALL_KDF)
-    for acct in accounts(hv.base_url):
-        service.add_account(acct)
-
-    def short_deadline(data) -> None:
-        data.settings.request_deadline_s = SUITE_DEADLINE_S
-
-    service.transact(short_deadline)
+    hostile_vault(path, hv.base_url, SUITE_DEADLINE_S)
     passphrase = root / "passphrase"
     passphrase.write_text(PASSPHRASE + "\n")
     passphrase.chmod(0o600)
