@@ -313,6 +313,14 @@ def test_a_failing_notifier_is_logged_and_the_others_still_run(tmp_path):
 # --- the loop in process: real VenueOps on a real vault, the real sandbox ---------------------------
 
 
+def lose_the_vault_after_a_check(monitor, service) -> None:
+    """Once `desk` has been checked, lock the vault under the monitor: it reports down."""
+    wait_until(lambda: monitor.state.accounts.get("desk") is not None
+               and monitor.state.accounts["desk"].checks["success"] >= 1)
+    service.lock()
+    wait_until(lambda: monitor.state.up == 0)
+
+
 def run_in_thread(monitor):
     result: dict = {}
     thread = threading.Thread(target=lambda: result.setdefault("rc", monitor.run()), daemon=True)
@@ -377,10 +385,7 @@ def test_a_vault_that_cannot_be_read_sets_keyward_up_0_and_the_loop_sleeps(servi
                        log=lines.append)
     thread, result = run_in_thread(monitor)
     try:
-        wait_until(lambda: monitor.state.accounts.get("desk") is not None
-                   and monitor.state.accounts["desk"].checks["success"] >= 1)
-        service.lock()
-        wait_until(lambda: monitor.state.up == 0)
+        lose_the_vault_after_a_check(monitor, service)
         Counting.wakeups = 0
         time.sleep(1.5)  # (not a timing assertion: a spinning loop wakes thousands of times)
         assert Counting.wakeups < 10
@@ -414,10 +419,7 @@ def test_the_monitor_comes_back_when_the_vault_can_be_read_again(service, vault_
     monitor = Monitor(open_ops, interval_s=1, listen=None, log=lines.append)
     thread, result = run_in_thread(monitor)
     try:
-        wait_until(lambda: monitor.state.accounts.get("desk") is not None
-                   and monitor.state.accounts["desk"].checks["success"] >= 1)
-        service.lock()
-        wait_until(lambda: monitor.state.up == 0)
+        lose_the_vault_after_a_check(monitor, service)
         wait_until(lambda: monitor.state.up == 1)
         done = monitor.state.accounts["desk"].checks["success"]
         wait_until(lambda: monitor.state.accounts["desk"].checks["success"] > done)
