@@ -27,6 +27,10 @@ T = TypeVar("T")
 PASSPHRASE_TRIES = 3  # a mistyped passphrase is asked again, as ssh-add and gpg do
 
 
+def _tries_left(left: int) -> str:
+    return f"{left} {'tries' if left > 1 else 'try'} left"
+
+
 @dataclass
 class Context:
     args: argparse.Namespace
@@ -109,17 +113,26 @@ class Context:
         """`attempt(passphrase)`, asking again after a wrong passphrase, PASSPHRASE_TRIES
         times in all, as ssh-add and sudo do.  A passphrase file gets one try (it cannot
         change between tries); any other error ends at once."""
-        tries = 1 if self.passphrase_file else PASSPHRASE_TRIES
+        return self._with_retries(
+            1 if self.passphrase_file else PASSPHRASE_TRIES, lambda: self.passphrase(prompt), attempt,
+            WrongPassphrase, lambda err, left: f"wrong passphrase, try again ({_tries_left(left)})",
+        )
+
+    def _with_retries(self, tries: int, ask: Callable[[], str], attempt: Callable[[str], T],
+                      retry_on: type[KeywardError] | tuple[type[KeywardError], ...],
+                      say: Callable[[KeywardError, int], str]) -> T:
+        """`attempt(ask())` up to `tries` times: a `retry_on` error is said and asked again,
+        until the last try, which raises it; the asked value is dropped after each try."""
         for left in range(tries - 1, -1, -1):
-            passphrase = self.passphrase(prompt)
+            value = ask()
             try:
-                return attempt(passphrase)
-            except WrongPassphrase:
+                return attempt(value)
+            except retry_on as err:
                 if not left:
                     raise
-                self.warn(f"wrong passphrase, try again ({left} {'tries' if left > 1 else 'try'} left)")
+                self.warn(say(err, left))
             finally:
-                del passphrase
+                del value
         raise AssertionError("unreachable")  # pragma: no cover
 
     def new_passphrase(self, file_flag: str | None = None, what: str = "New passphrase",
@@ -133,20 +146,15 @@ class Context:
             chosen = read_passphrase_file(file_flag)
             check_new_passphrase(chosen, noun)
             return chosen
-        for left in range(PASSPHRASE_TRIES - 1, -1, -1):
-            first = self.ask(f"{what}: ", secret=True)
-            try:
-                check_new_passphrase(first, noun)
-                if self.ask(f"{what} (again): ", secret=True) != first:
-                    raise NotConfirmed("the two passphrases differ", hint="nothing was changed; type the same one twice")
-                return first
-            except (WeakPassphrase, NotConfirmed) as err:
-                if not left:
-                    raise
-                self.warn(f"keyward: {err} ({left} {'tries' if left > 1 else 'try'} left)")
-            finally:
-                del first
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def confirmed(first: str) -> str:
+            check_new_passphrase(first, noun)
+            if self.ask(f"{what} (again): ", secret=True) != first:
+                raise NotConfirmed("the two passphrases differ", hint="nothing was changed; type the same one twice")
+            return first
+
+        return self._with_retries(PASSPHRASE_TRIES, lambda: self.ask(f"{what}: ", secret=True), confirmed,
+                                  (WeakPassphrase, NotConfirmed), lambda err, left: f"keyward: {err} ({_tries_left(left)})")
 
     # --- the vault -------------------------------------------------------------------
 
