@@ -29,6 +29,7 @@ def parse_iso(text: str) -> float:
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}
+_NAME_SETS: dict[type, frozenset[str]] = {}
 
 # --- values a venue sent, kept in range ---------------------------------------------------
 # What a venue tells us (rate limits, expiries, dates) is stored and later printed, summed
@@ -99,7 +100,14 @@ def check_label(label: object) -> str:
 def _names(cls) -> tuple[str, ...]:
     if cls not in _NAMES:
         _NAMES[cls] = tuple(f.name for f in fields(cls))
+        _NAME_SETS[cls] = frozenset(_NAMES[cls])
     return _NAMES[cls]
+
+
+def _name_set(cls) -> frozenset[str]:
+    if cls not in _NAME_SETS:
+        _names(cls)
+    return _NAME_SETS[cls]
 
 
 def _from(cls, raw: dict | None):
@@ -232,28 +240,35 @@ class Account:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Account:
-        names = _names(cls)
-        if raw.keys() == set(names):
+        if raw.keys() == _name_set(cls):
             # Written by this version: skip __init__'s per-field work (opening 10,000
             # accounts spent most of its time here).
             acct = object.__new__(cls)
             acct.__dict__.update(raw)
         else:
             acct = _from(cls, raw)
-        acct.generations = [_from(Generation, g) for g in raw.get("generations", [])]
-        acct.token = _from(Token, raw.get("token"))
-        tok = acct.token
-        if tok is not None and (
-            not isinstance(tok.value, str)
-            or len(tok.value) > MAX_TOKEN_CHARS
-            or (tok.expires_at is None and raw["token"].get("expires_at") is not None)
-        ):
-            acct.token = None  # stored by a version that took any size or expiry: the next use renews it
-        acct.rate_limit = _from(RateLimit, raw.get("rate_limit"))
-        acct.health = _from(Health, raw.get("health"))
+        # (Each part is tested for "absent" first: most accounts have no generations and
+        # many no token or health, and 10,000 calls that return None still cost.)
+        generations = raw.get("generations")
+        acct.generations = [_from(Generation, g) for g in generations] if generations else []
+        tok = raw.get("token")
+        if tok is not None:
+            tok = _from(Token, tok)
+            if (
+                not isinstance(tok.value, str)
+                or len(tok.value) > MAX_TOKEN_CHARS
+                or (tok.expires_at is None and raw["token"].get("expires_at") is not None)
+            ):
+                tok = None  # stored by a version that took any size or expiry: the next use renews it
+        acct.token = tok
+        rate_limit, health = raw.get("rate_limit"), raw.get("health")
+        acct.rate_limit = None if rate_limit is None else _from(RateLimit, rate_limit)
+        acct.health = None if health is None else _from(Health, health)
         history = acct.history
-        if not isinstance(history, list) or not all(type(x) is int and 0 <= x <= MAX_COUNT for x in history):
+        if history and (not isinstance(history, list) or not all(type(x) is int and 0 <= x <= MAX_COUNT for x in history)):
             acct.history = [x for x in history if count(x) is not None] if isinstance(history, list) else []
+        elif not isinstance(history, list):
+            acct.history = []
         return acct
 
 
