@@ -8,7 +8,6 @@ no KDF run.  Imported on every CLI call to build the parser: stdlib only at the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import time
@@ -261,5 +260,4 @@ def _remove_stale_socket(ctx: Context) -> bool:
 
 
 def _dump(ctx: Context, obj: dict) -> None:
-    json.dump(obj, ctx.stdout, indent=2)
-    ctx.out()
+    ctx.out_json(obj)

@@ -628,9 +628,7 @@ def cmd_audit(ctx: Context) -> int:
     a = ctx.args
     log = ctx.ops().audit_log(a.label, a.limit, a.expect_head)
     if a.json:
-        json.dump({k: log[k] for k in ("intact", "broken_at", "entries_total", "head", "expect_head_found", "entries")},
-                  ctx.stdout, indent=2)
-        ctx.out()
+        ctx.out_json({k: log[k] for k in ("intact", "broken_at", "entries_total", "head", "expect_head_found", "entries")})
     else:
         for e in log["entries"]:
             # One entry, one line: a newline in a detail (a path may hold one) is escaped
@@ -661,8 +659,7 @@ def cmd_key_age(ctx: Context) -> int:
         ops.set_key_max_age(a.label, a.max_days)
     rows = ops.key_ages(a.label)
     if a.json:
-        json.dump(rows, ctx.stdout, indent=2)
-        ctx.out()
+        ctx.out_json(rows)
         return 0
     if not rows:
         ctx.out("no accounts yet")

@@ -9,7 +9,6 @@ statuses and venue codes, never a stored value.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -128,8 +127,7 @@ def cmd_token(ctx: Context) -> int:
         copy_secret(creds.token.value, ctx, label=a.label, what="token")
         return 0
     if a.json and not a.copy:
-        json.dump(credentials_json(creds), ctx.stdout, indent=2)
-        ctx.out()
+        ctx.out_json(credentials_json(creds))
         return 0
     if creds.token is None:
         raise render.no_token(a.label)
@@ -284,8 +282,7 @@ def cmd_check(ctx: Context) -> int:
             info = None
         rows.append(check_row(label, health, info))
     if a.json:
-        json.dump(rows, ctx.stdout, indent=2)
-        ctx.out()
+        ctx.out_json(rows)
     elif not rows:
         ctx.out("no accounts to check: add one with `keyward add VENUE LABEL`")
     else:
@@ -353,8 +350,7 @@ def cmd_setting(ctx: Context) -> int:
             ctx.warn(f"keyward: {warning}")
     rows = [row for row in ops.setting_rows(a.label) if name is None or row["name"] == name]
     if a.json:
-        json.dump(rows, ctx.stdout, indent=2)
-        ctx.out()
+        ctx.out_json(rows)
         return 0
     for row in rows:
         shown = f"{row['value']}" if row["value"] is not None else f"{row['default']} (default)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from vault.core.model import check_label
@@ -239,8 +238,7 @@ def cmd_list(ctx: Context) -> int:
     items = ctx.ops().list_rows()
     rows = [item["summary"] for item in items]
     if ctx.args.json:
-        json.dump(rows, ctx.stdout, indent=2)
-        ctx.out()
+        ctx.out_json(rows)
         return 0
     if not rows:
         ctx.out("no accounts yet: add one with `keyward add VENUE LABEL`")
@@ -269,8 +267,7 @@ def cmd_show(ctx: Context) -> int:
         del fields
     info = ctx.ops().account_detail(a.label, reveal=a.reveal)
     if a.json:
-        json.dump(info, ctx.stdout, indent=2)
-        ctx.out()
+        ctx.out_json(info)
         return 0
     ctx.out(f"{info['label']}  ({info['venue']}, {env_label(info['env'], info['base_url'])})  {info['base_url']}")
     for name, value in info["fields"].items():

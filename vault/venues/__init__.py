@@ -13,11 +13,18 @@ VENUES = ("powertrade", "tradeready", "hypersolutions", "kiiex")
 __all__ = ["VENUES", "FieldSpec", "Provider", "get_provider", "normalize_fields", "resolve_base_url", "secret_names"]
 
 
+_LOADED: dict[str, Provider] = {}  # venue name as given -> its provider (views ask once per account)
+
+
 def get_provider(venue: str) -> Provider:
+    provider = _LOADED.get(venue)
+    if provider is not None:
+        return provider
     key = venue.lower().replace("-", "").replace("_", "")
     if key not in VENUES:
-        raise UnknownVenue(f"unknown venue {venue!r}", hint=f"known venues: {', '.join(VENUES)}")
-    return import_module(f".{key}", __name__).PROVIDER
+        raise UnknownVenue(f"unknown venue {str(venue)[:40]!r}", hint=f"known venues: {', '.join(VENUES)}")
+    provider = _LOADED[venue] = import_module(f".{key}", __name__).PROVIDER
+    return provider
 
 
 def resolve_base_url(venue: str, env: str | None, base_url: str | None) -> tuple[str, str | None]:
