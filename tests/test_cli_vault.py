@@ -287,6 +287,35 @@ def test_no_option_takes_a_secret_value():
     assert checked >= 3
 
 
+def test_the_command_table_names_every_command_of_every_group():
+    """A run builds only the group its command is in (vault.cli.main.COMMAND_GROUPS):
+    the table must say exactly what each module registers, and a command line picks
+    the same subparser, with the same options, as the whole parser would."""
+    import argparse
+    from importlib import import_module
+
+    from vault.cli.main import COMMAND_GROUPS, build_parser, command_group
+
+    for module, commands in COMMAND_GROUPS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        import_module(module).register(sub)
+        assert sorted(sub.choices) == sorted(commands), module
+
+    def subparsers(parser):
+        (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return action.choices
+
+    whole = subparsers(build_parser())
+    for argv in (["list", "--json"], ["--vault", "x.kw", "show", "desk"], ["--vault=x.kw", "--passphrase-file", "p", "monitor"]):
+        only = subparsers(build_parser(argv))
+        assert command_group(argv) is not None and len(only) < len(whole)
+        command = next(a for a in argv if a in whole)
+        assert only[command].format_help() == whole[command].format_help()
+    for argv in ([], ["--help"], ["--version"], ["lst"], ["--vau", "x", "list"], ["--vault"]):
+        assert command_group(argv) is None, argv
+        assert len(subparsers(build_parser(argv))) == len(whole)
+
+
 def spawn_tty(*args: str) -> pexpect.spawn:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
     return pexpect.spawn(sys.executable, ["-m", "vault", *args], env=env, encoding="utf-8", timeout=30)

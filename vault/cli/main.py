@@ -15,16 +15,22 @@ from importlib import import_module
 
 from vault.core.errors import KeywardError
 
-COMMAND_MODULES = (
-    "vault.cli.vault_cmds",
-    "vault.cli.token_cmds",
-    "vault.cli.lifecycle_cmds",
-    "vault.cli.agent_cmds",
-    "vault.cli.app_cmds",
-    "vault.cli.sandbox_cmds",
-    "vault.cli.monitor_cmds",
-    "vault.cli.restore_cmds",
-)
+# Each command group's module, with the commands it registers.  A run of one command
+# builds only that group's parsers: importing and building all eight groups was a fifth
+# of a cold `keyward list`.  tests/test_cli_vault.py pins this table to what the modules
+# register, so a new command cannot be missed here.
+COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
+    "vault.cli.vault_cmds": ("init", "add", "import", "list", "show", "remove", "passwd", "rekey"),
+    "vault.cli.token_cmds": ("token", "headers", "login", "check", "doctor", "exec", "setting"),
+    "vault.cli.lifecycle_cmds": ("capture", "register", "rotate", "export", "key-age", "audit", "pubkey"),
+    "vault.cli.agent_cmds": ("unlock", "lock", "status"),
+    "vault.cli.app_cmds": ("dashboard", "demo"),
+    "vault.cli.sandbox_cmds": ("sandbox",),
+    "vault.cli.monitor_cmds": ("monitor",),
+    "vault.cli.restore_cmds": ("restore",),
+}
+COMMAND_MODULES = tuple(COMMAND_GROUPS)
+_GLOBAL_WITH_VALUE = ("--vault", "--passphrase-file")
 
 
 class _Version(argparse.Action):
@@ -131,7 +137,28 @@ def _explain_common_arguments(subparser: argparse.ArgumentParser) -> None:
             action.metavar = metavar
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_group(argv: list[str]) -> str | None:
+    """The one module that can parse `argv`: its command word, after the global options
+    given in full, names a group.  None (build every group) for anything else: no
+    command, help or --version first, an abbreviated or unknown option, a mistyped
+    command (whose error lists every command), shell completion."""
+    if "_ARGCOMPLETE" in os.environ:
+        return None
+    i = 0
+    while i < len(argv):
+        name, eq, _ = argv[i].partition("=")
+        if name not in _GLOBAL_WITH_VALUE:
+            break
+        i += 1 if eq else 2
+    if i >= len(argv):
+        return None
+    return next((module for module, commands in COMMAND_GROUPS.items() if argv[i] in commands), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given the command line, only the part that can parse it
+    (`command_group`): the same subparser either way, so usage and errors are alike."""
+    only = command_group(argv) if argv is not None else None
     parser = argparse.ArgumentParser(
         prog="keyward",
         description="An encrypted vault and dashboard for exchange API credentials.",
@@ -141,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print keyward's version and exit")
     add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else (only,):
         import_module(name).register(sub)
     for subparser in dict.fromkeys(sub.choices.values()):  # (aliases share one parser)
         _explain_common_arguments(subparser)
@@ -168,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     from vault.cli.context import Context, fail
 
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     ctx = Context(args)
     func = getattr(args, "func", None)
