@@ -637,14 +637,21 @@ def test_fast_path_reads_only_what_it_understands(tmp_path: Path) -> None:
             assert plan(other) is None, other
 
 
-@pytest.mark.parametrize("env", [{}, {"XDG_DATA_HOME": "/data/home"}, {"XDG_DATA_HOME": "   "}, {"XDG_DATA_HOME": ""}])
-def test_fast_default_vault_path_is_the_storage_layers(env: dict[str, str], tmp_path: Path) -> None:
-    from vault.cli.fast import default_vault_path
-    from vault.core.storage import default_vault_path as real
+@pytest.mark.parametrize("env", [{}, {"XDG_DATA_HOME": "/data/home", "XDG_STATE_HOME": "/state/home"},
+                                 {"XDG_DATA_HOME": "   ", "XDG_STATE_HOME": " "}, {"XDG_DATA_HOME": "", "XDG_STATE_HOME": ""}])
+def test_default_paths_are_platformdirs_answers(env: dict[str, str], tmp_path: Path) -> None:
+    """The fast path's vault path, the storage layer's and the state directory follow the
+    XDG rule written out in vault.core.dirs: the same answers platformdirs gives."""
+    import platformdirs
 
-    base = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "KEYWARD_VAULT")}
+    from vault.cli.fast import default_vault_path
+    from vault.core.storage import default_vault_path as real, state_dir
+
+    base = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "XDG_STATE_HOME", "KEYWARD_VAULT")}
     with mock.patch.dict(os.environ, base | {"HOME": str(tmp_path)} | env, clear=True):
-        assert default_vault_path() == str(real())
+        expected = Path(platformdirs.user_data_dir("keyward", appauthor=False)) / "vault.kw"
+        assert default_vault_path() == str(real()) == str(expected)
+        assert state_dir() == Path(platformdirs.user_state_dir("keyward", appauthor=False))
 
 
 # --- real processes ----------------------------------------------------------------------------

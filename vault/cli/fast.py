@@ -66,15 +66,12 @@ def plan(argv: list[str]) -> tuple[str, str, str, frozenset[str]] | None:
 
 
 def default_vault_path() -> str | None:
-    """vault.core.storage.default_vault_path() without importing platformdirs (12 ms): its
-    Linux rule, $XDG_DATA_HOME (if not blank) or ~/.local/share, then keyward/vault.kw.
-    Pinned to the real function by a test; elsewhere, None (take the normal path)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    base = os.environ.get("XDG_DATA_HOME", "")
-    if not base.strip():
-        base = os.path.expanduser("~/.local/share")
-    return os.path.join(base, "keyward", "vault.kw")
+    """vault.core.storage.default_vault_path() where it needs no import (Linux: the XDG
+    rule, vault.core.dirs), else None (take the normal path)."""
+    from vault.core.dirs import linux_data_dir
+
+    base = linux_data_dir()
+    return None if base is None else os.path.join(base, "vault.kw")
 
 
 def run_via_agent(argv: list[str]) -> int | None:

@@ -8,7 +8,6 @@ the venue's decision (see vault.venues), never guessed here.
 from __future__ import annotations
 
 import math
-import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -95,6 +94,12 @@ def check_label(label: object) -> str:
     ):
         raise InputError(f"invalid label {str(label)[:80]!r}", hint="use 1-64 letters, digits and - _ . @")
     return label
+
+
+def _new_id() -> str:
+    import uuid  # only new accounts need it; uuid imports `platform`, a cost every command paid
+
+    return uuid.uuid4().hex
 
 
 def _names(cls) -> tuple[str, ...]:
@@ -212,7 +217,7 @@ class Account:
     base_url: str
     fields: dict[str, str]
     env: str | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: _new_id())
     created_at: float = 0.0
     rotated_at: float | None = None
     generations: list[Generation] = field(default_factory=list)

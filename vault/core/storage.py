@@ -16,7 +16,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,9 +42,9 @@ def default_vault_path() -> Path:
     env = os.environ.get("KEYWARD_VAULT")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_data_dir  # only paid for when no path was given
+    from vault.core.dirs import user_data_dir
 
-    return Path(user_data_dir("keyward", appauthor=False)) / VAULT_FILENAME
+    return Path(user_data_dir()) / VAULT_FILENAME
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -95,6 +94,8 @@ def write_private(path: Path, data: bytes, *, before_replace=None, durable: bool
     bytes are durable and just before the rename (the vault keeps its `.bak` there).
     `durable=False`: atomic but neither fsync (for a record that may lag after a crash).
     """
+    import tempfile  # (with shutil, 4 ms that commands which only read never need)
+
     directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
@@ -312,9 +313,9 @@ def state_dir() -> Path:
     """keyward's state directory ($XDG_STATE_HOME/keyward, ~/.local/state/keyward): kept
     outside the vault's directory, so whoever can swap the vault file cannot also
     rewind what keyward remembers of it."""
-    from platformdirs import user_state_dir  # only paid for when a vault is opened
+    from vault.core.dirs import user_state_dir
 
-    return Path(user_state_dir("keyward", appauthor=False))
+    return Path(user_state_dir())
 
 
 class SeenStore:

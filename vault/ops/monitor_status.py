@@ -23,9 +23,9 @@ MAX_STATUS_BYTES = 64 * 1024  # a status file is a few hundred bytes; anything l
 
 def state_dir() -> Path:
     """$XDG_STATE_HOME/keyward (the platform's user state directory)."""
-    from platformdirs import user_state_dir
+    from vault.core.dirs import user_state_dir
 
-    return Path(user_state_dir("keyward", appauthor=False))
+    return Path(user_state_dir())
 
 
 def status_path(vault_path: str | os.PathLike[str], base: Path | None = None) -> Path:
