@@ -203,21 +203,26 @@ def _hmac(key: bytes, data: bytes) -> bytes:
 
 
 def derive_kek(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
-    """The key-encryption key: Argon2id(passphrase as UTF-8, salt) -> 32 bytes.  Callers
-    holding a file check its KdfBudget first (see `decrypt`)."""
-    from argon2.low_level import Type, hash_secret_raw
+    """The key-encryption key: Argon2id v1.3 (passphrase as UTF-8, salt) -> 32 bytes.
+    Callers holding a file check its KdfBudget first (see `decrypt`).
+
+    Called through argon2-cffi-bindings (the C library argon2-cffi wraps, with its SSE2
+    code on x86-64) rather than argon2-cffi's `hash_secret_raw`: the same call, without
+    importing argon2-cffi's password-hashing layer and `platform`, which every unlock
+    paid for.  tests/test_fileformat.py checks it against argon2-cffi and against
+    OpenSSL's Argon2id (through cryptography), and tests/vectors against stored files."""
+    from _argon2_cffi_bindings import ffi, lib
 
     kdf.check()
-    return hash_secret_raw(
-        passphrase.encode("utf-8"),
-        salt,
-        time_cost=kdf.iterations,
-        memory_cost=kdf.memory_kib,
-        parallelism=kdf.parallelism,
-        hash_len=32,
-        type=Type.ID,
-        version=19,
-    )
+    secret = passphrase.encode("utf-8")
+    out = ffi.new("uint8_t[]", 32)
+    rc = lib.argon2_hash(kdf.iterations, kdf.memory_kib, kdf.parallelism, secret, len(secret), salt, len(salt),
+                         out, 32, ffi.NULL, 0, lib.Argon2_id, lib.ARGON2_VERSION_13)
+    if rc != lib.ARGON2_OK:  # the parameters passed check(): what is left is memory or threads
+        reason = ffi.string(lib.argon2_error_message(rc)).decode("ascii", "replace")
+        raise KdfCostRefused(f"Argon2id at {kdf.describe()} could not run here: {reason}",
+                             hint="free some memory and retry, or open the vault on a machine with more")
+    return bytes(ffi.buffer(out, 32))
 
 
 def _aead(key: bytes):
