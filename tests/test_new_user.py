@@ -168,6 +168,60 @@ def test_remove_with_a_mistyped_label_is_not_ctrl_c(kiiex: KeywardCLI) -> None:
     assert finish(child) == 130
 
 
+@pytest.mark.parametrize("secret", [False, True])
+def test_a_ctrl_c_landing_before_the_read_cancels_without_waiting_for_enter(monkeypatch, secret: bool) -> None:
+    """input() and getpass write the prompt, then block in read().  A Ctrl-C that lands
+    in between, or is taken by another thread, only sets CPython's "signal pending" flag:
+    the read went on blocking until Enter (a `remove` under load once hung here for a
+    test's whole timeout).  Made certain here: this thread blocks SIGINT, so the kernel
+    hands it to another thread, as a Ctrl-C between write and read leaves it, pending.
+    The question must end in Cancelled without the Enter sent after 10 s as a way out."""
+    import argparse
+    import io
+    import pty
+    import signal
+    import threading
+
+    from vault.cli import terminal
+    from vault.cli.context import Context
+    from vault.core.errors import Cancelled
+
+    master, slave = pty.openpty()
+    tty_in = os.fdopen(slave, "r", encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", tty_in)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    if secret:  # the secret prompt opens /dev/tty: make that the pty
+        real_open = os.open
+        monkeypatch.setattr(os, "open", lambda path, *a, **k: real_open(os.ttyname(slave) if path == "/dev/tty" else path, *a, **k))
+        monkeypatch.setattr(Context, "interactive", property(lambda self: True))
+    ctx = Context(argparse.Namespace(), stdin=tty_in, stdout=io.StringIO(), stderr=io.StringIO())
+    returned, needed_enter = threading.Event(), []
+
+    def interrupter() -> None:
+        time.sleep(0.3)  # the question is waiting for its answer by now
+        os.kill(os.getpid(), signal.SIGINT)
+        if not returned.wait(10):
+            needed_enter.append(True)
+            os.write(master, b"typed\n")
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in the CLI process
+    thread = threading.Thread(target=interrupter)
+    thread.start()  # before the mask: a new thread inherits it
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with pytest.raises(Cancelled):
+            ctx.ask("Type the label (kx) to remove it for good: ", secret=secret)
+    finally:
+        returned.set()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        thread.join()
+        signal.signal(signal.SIGINT, previous)
+        tty_in.close()
+        os.close(master)
+    assert not needed_enter, "the Ctrl-C waited for Enter"
+    assert terminal._TICK_S < 1
+
+
 def readme_exit_codes() -> dict[int, str]:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     section = text.split("### Exit codes", 1)[1].split("\n## ", 1)[0]

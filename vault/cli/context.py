@@ -8,7 +8,6 @@ from a file: never from argv or an environment variable's value.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -81,14 +80,14 @@ class Context:
             return False
 
     def _tty_input(self, prompt: str) -> str:
-        if self.stdin.isatty():
-            return input(prompt)
+        from vault.cli.terminal import ask_line
+
+        if self.stdin.isatty():  # (the prompt goes where the person looks, not into a redirected stdout)
+            return ask_line(prompt, self.stdin, self.stdout if self.stdout.isatty() else self.stderr)
         try:
             # Two handles: a text file opened "r+" on a terminal fails (not seekable).
             with open("/dev/tty", "w") as out, open("/dev/tty") as inp:
-                out.write(prompt)
-                out.flush()
-                return inp.readline().rstrip("\n")
+                return ask_line(prompt, inp, out)
         except OSError:
             raise NoTerminal("no terminal to ask on", hint="give the value in a file or with a flag") from None
 
@@ -97,7 +96,12 @@ class Context:
             if secret:
                 if not self.interactive:
                     raise NoTerminal("no terminal to ask for a secret on", hint="give it in a file instead")
-                return getpass.getpass(prompt)
+                from vault.cli.terminal import ask_secret
+
+                try:
+                    return ask_secret(prompt)
+                except OSError:
+                    raise NoTerminal("no terminal to ask for a secret on", hint="give it in a file instead") from None
             return self._tty_input(prompt)
         except (EOFError, KeyboardInterrupt):
             raise Cancelled("cancelled", hint="nothing was changed") from None
