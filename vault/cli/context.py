@@ -197,13 +197,24 @@ class Context:
         heavy imports); else, or if the agent dies mid-call, done locally after the
         usual prompt.  One per command: one connection, one unlock at most."""
         if self._ops is None:
-            if self._service is None:
+            if self._service is None and self._agent_socket_exists():
                 from vault.agent.client import connect
 
                 self._ops = connect(self.vault_path, fallback=self._local_ops)
             if self._ops is None:
                 self._ops = self._local_ops()
         return self._ops
+
+    def _agent_socket_exists(self) -> bool:
+        """Whether any place an agent for this vault would listen has a socket: the
+        client (and its imports) is loaded only then.  connect() checks everything else."""
+        from vault.agent import socket_paths
+        from vault.core.errors import AgentError
+
+        try:
+            return any(os.path.exists(path) for path in socket_paths(self.vault_path))
+        except AgentError:
+            return False
 
     def _local_ops(self):
         from vault.ops.venue_ops import VenueOps
