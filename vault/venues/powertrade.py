@@ -20,7 +20,7 @@ seconds-based client shares and that sign more than one request a second.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -57,6 +57,7 @@ _HINTS = {
 
 
 NONCE_UNITS = ("s", "ms")
+DEFAULT_NONCE_UNIT = "s"
 
 
 class NonceSource:
@@ -70,10 +71,19 @@ class NonceSource:
 
     def next(self, now: float, key: str = "", unit: str = "ms", floor: int = 0) -> int:
         value = int(now * 1000) if unit == "ms" else int(now)
-        with self._lock:
-            value = max(value, self._last.get((key, unit), 0) + 1, floor + 1)
-            self._last[(key, unit)] = value
-            return value
+        if value <= floor:
+            value = floor + 1
+        slot = (key, unit)
+        lock = self._lock
+        lock.acquire()  # per request: acquire/release cost half of a `with`
+        try:
+            last = self._last.get(slot, 0)
+            if value <= last:
+                value = last + 1
+            self._last[slot] = value
+        finally:
+            lock.release()
+        return value
 
 
 def saved_nonce(account: Account) -> int:
@@ -115,30 +125,66 @@ def load_private_key(pem: str) -> Any:
     return key
 
 
+class _Signing:
+    """One account's parsed key, beside the PEM it was parsed from, and the nonce floor
+    read from its last saved token (saved_nonce)."""
+
+    __slots__ = ("pem", "key", "saved")
+
+    def __init__(self, pem: str, key: Any) -> None:
+        self.pem = pem  # the account's own string, not a copy: tells a rotated key apart
+        self.key = key
+        self.saved: tuple[str, str, str, int] | None = None  # (token kind, value, api key, its nonce)
+
+    def nonce_floor(self, account: Account) -> int:
+        """saved_nonce(account), decoded again only when the saved token or the api key changed."""
+        tok = account.token
+        if tok is None:
+            return 0
+        saved, api_key = self.saved, account.fields.get("api_key")
+        if saved is None or saved[1] != tok.value or saved[2] != api_key or saved[0] != tok.kind:
+            saved = self.saved = (tok.kind, tok.value, api_key, saved_nonce(account))
+        return saved[3]
+
+    def __repr__(self) -> str:  # holds a private key: nothing of it in a repr
+        return "_Signing()"
+
+
 class KeyCache:
     """Parsed signing keys for one unlocked session (owned by VenueOps, dropped on lock).
 
-    Keyed by account id and a fingerprint of the PEM, so a rotated key is re-parsed and
-    an old one is never used.  Parsing a PEM costs more than signing: this is what keeps
-    a mint close to a bare `jwt.encode` with a preloaded key.
+    One entry per account id, holding the PEM the key was parsed from: a mint whose
+    account holds another PEM (a rotated key) parses that one and replaces the entry, so
+    an old key never signs.  The entry holds the account's own PEM string (a reference,
+    not a copy), and is dropped on rotation and on lock like the parsed key beside it.
+    Parsing a PEM costs more than signing: this is what keeps a mint close to a bare
+    `jwt.encode` with a preloaded key.  The nonce floor of the account's saved token is
+    kept beside it, read again only when that token (or the api key) changes.
     """
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[str, bytes], Any] = {}
+        self._keys: dict[str, _Signing] = {}
         self._lock = threading.Lock()
 
-    def private_key(self, account: Account) -> Any:
+    def __repr__(self) -> str:
+        return f"KeyCache({len(self._keys)} keys)"
+
+    def signing(self, account: Account) -> _Signing:
         pem = account.fields["private_key"]
-        ident = (account.id, hashlib.sha256(pem.encode()).digest())
-        key = self._keys.get(ident)
-        if key is None:
-            key = load_private_key(pem)
+        entry = self._keys.get(account.id)
+        if entry is not None and entry.pem is not pem:
+            if entry.pem == pem:
+                entry.pem = pem  # the same key, reloaded: hold the account's current string
+            else:
+                entry = None  # rotated: parse the new one, drop the old
+        if entry is None:
+            entry = _Signing(pem, load_private_key(pem))
             with self._lock:
-                # Drop this account's older keys: only the current one may sign.
-                for old in [k for k in self._keys if k[0] == account.id]:
-                    del self._keys[old]
-                self._keys[ident] = key
-        return key
+                self._keys[account.id] = entry
+        return entry
+
+    def private_key(self, account: Account) -> Any:
+        return self.signing(account).key
 
     def clear(self) -> None:
         with self._lock:
@@ -195,7 +241,7 @@ class PowerTrade:
         ),
         SettingSpec("health_path", "path", health_path, HEALTH_PATH_HELP + " (or /v1/balance/funds_holdings)"),
         SettingSpec(
-            "nonce_unit", "choice", "s",
+            "nonce_unit", "choice", DEFAULT_NONCE_UNIT,
             "the nonce claim's unit: s (Unix seconds, as the venue's own examples and connector; default) or ms "
             "(only for a key no seconds-based client shares); it rises strictly per key either way",
             choices=NONCE_UNITS,
@@ -203,6 +249,7 @@ class PowerTrade:
         SettingSpec("uri", "uri", None, "an optional uri claim (the service endpoint the websocket login names)"),
         *MONITOR_SETTINGS,
     )
+    _specs = {spec.name: spec for spec in settings}
 
     def normalize(self, raw: Mapping[str, str]) -> dict[str, str]:
         out = normalize_fields(self, raw)
@@ -218,30 +265,43 @@ class PowerTrade:
         return True
 
     def setting(self, account: Account, name: str) -> Any:
-        return setting(account, next(s for s in self.settings if s.name == name))
+        return setting(account, self._specs[name])
 
-    def claims(self, account: Account, now: float) -> dict[str, Any]:
+    def claims(self, account: Account, now: float, floor: int | None = None) -> dict[str, Any]:
+        """The token's claims; `floor` is saved_nonce(account) when the caller has it cached.
+
+        Per request, so the settings are read here rather than through lifetime() and
+        setting(): the same checks, with the common values (a whole lifetime, an unset or
+        already-checked unit and uri) answered without a call each."""
         iat = int(now) - BACKDATE_S
         api_key = account.fields["api_key"]
+        settings = account.settings
+        life = settings.get("token_lifetime_s", DEFAULT_LIFETIME_S)
+        if type(life) is not int or not 1 <= life <= 86400:
+            life = self.lifetime(account)  # a float, or a bad value: lifetime() converts it or says what is wrong
+        unit = settings.get("nonce_unit")
+        unit = DEFAULT_NONCE_UNIT if unit is None or unit == "" else _checked_setting("nonce_unit", unit)
         out = {
             "sub": api_key,
             "iat": iat,
-            "exp": iat + self.lifetime(account),
+            "exp": iat + life,
             "client": "api",
-            "nonce": NONCES.next(now, api_key, self.setting(account, "nonce_unit"), floor=saved_nonce(account)),
+            "nonce": NONCES.next(now, api_key, unit, saved_nonce(account) if floor is None else floor),
         }
-        uri = self.setting(account, "uri")
-        if uri:
-            out["uri"] = uri
+        uri = settings.get("uri")
+        if uri is not None and uri != "":
+            out["uri"] = _checked_setting("uri", uri)
         return out
 
     def mint(self, account: Account, now: float, cache: KeyCache | None = None) -> Token:
-        import jwt
-
-        key = cache.private_key(account) if cache is not None else load_private_key(account.fields["private_key"])
-        claims = self.claims(account, now)
-        value = jwt.encode(claims, key, algorithm="ES256")
-        return Token(value=value, issued_at=claims["iat"], expires_at=claims["exp"], kind="jwt")
+        if cache is None:
+            key, floor = load_private_key(account.fields["private_key"]), None
+        else:
+            signing = cache.signing(account)
+            key, floor = signing.key, signing.nonce_floor(account)
+        claims = self.claims(account, now, floor)
+        value = (_ENCODE or _jwt_encode())(claims, key, algorithm="ES256")
+        return Token(value, claims["iat"], claims["exp"], "jwt")
 
     def login(self, account: Account, client: httpx.Client, now: float, sender: Any = None) -> None:
         return None  # no online exchange: every request carries a freshly minted token
@@ -332,6 +392,31 @@ class PowerTrade:
 
 
 PROVIDER = PowerTrade()
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_text(name: str, value: str) -> Any:
+    return PowerTrade._specs[name].parse(value)
+
+
+def _checked_setting(name: str, value: Any) -> Any:
+    """The setting's value checked as `setting()` checks it (settings travel in bundles),
+    remembered for text: checking a uri parses it, which cost more than the rest of a
+    mint's claims.  A bad value is not remembered, so it fails on every use."""
+    if type(value) is str:
+        return _checked_text(name, value)
+    return PowerTrade._specs[name].parse(value)
+
+
+_ENCODE: Any = None  # jwt.encode, imported on the first mint (this module must stay cheap to import)
+
+
+def _jwt_encode() -> Any:
+    global _ENCODE
+    import jwt
+
+    _ENCODE = jwt.encode
+    return _ENCODE
 
 
 def public_key(pem: str) -> tuple[str, dict[str, str]]:
