@@ -179,6 +179,9 @@ class VenueOps(AccountChanges, VaultReads):
         making many requests must not write the vault for each of them."""
         acct, provider = self._lookup(label)
         now = self.clock()
+        if provider.token_kind == "jwt":  # PowerTrade, per request: mint and one header, nothing else
+            tok = provider.mint(acct, now, self._keys) if provider.needs_token(acct, path) else None
+            return Credentials(acct.label, acct.venue, acct.base_url, tok, provider.headers(acct, tok, now, path), {})
         tok = self._token_for(acct, provider, now, path=path, force=force_login, explicit=False)
         if tok is not None and provider.token_kind == "session":
             tok = self._slide(acct, provider, tok, now)
@@ -647,7 +650,9 @@ class VenueOps(AccountChanges, VaultReads):
     # --- plumbing --------------------------------------------------------------------
 
     def _lookup(self, label: str) -> tuple[Account, Any]:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # once per request (sign): acquire/release cost less than a `with`
+        try:
             if self.service.locked:
                 self._keys.clear()
                 raise VaultLocked("the vault is locked", hint="unlock it again")
@@ -656,6 +661,8 @@ class VenueOps(AccountChanges, VaultReads):
             if provider is None:  # get_provider imports by name: not per request
                 provider = self._providers[acct.venue] = get_provider(acct.venue)
             return acct, provider
+        finally:
+            lock.release()
 
     def _change(self, label: str, fn: Callable[[Account, VaultData], None]) -> None:
         def apply(data: VaultData) -> None:
