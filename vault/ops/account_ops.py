@@ -39,7 +39,7 @@ MAX_BATCH = 1000
 # control characters), so another process cannot write prose of its choosing into the
 # trail.
 _PATH = r"[^\x00-\x1f\x7f-\x9f]{1,256}"
-AUDIT_DETAILS = tuple(re.compile(p) for p in (
+AUDIT_DETAILS = (
     r"",
     r"imported",
     r"registered through the API; stored [a-z_]+(, [a-z_]+)*",
@@ -49,11 +49,15 @@ AUDIT_DETAILS = tuple(re.compile(p) for p in (
     r"plaintext (env|json|native) to " + _PATH,
     r"encrypted bundle to " + _PATH,
     r"could not write " + _PATH,
-))
+)
+_audit_detail: re.Pattern[str] | None = None  # compiled on first use: only the agent checks details
 
 
 def audit_detail_allowed(detail: str) -> bool:
-    return any(p.fullmatch(detail) for p in AUDIT_DETAILS)
+    global _audit_detail
+    if _audit_detail is None:
+        _audit_detail = re.compile("|".join(f"(?:{p})" for p in AUDIT_DETAILS))
+    return _audit_detail.fullmatch(detail) is not None
 
 
 def check_account(acct: object) -> Account:
