@@ -37,18 +37,25 @@ APP_SIGNATURE_LIFETIME_S = 60
 MIN_HMAC_KEY_BYTES = 32  # RFC 7518 3.2 for HS256
 
 
+_ENCODE: Any = None  # jwt.encode, imported on the first signature (this module must stay cheap to import)
+
+
 def sign(key: str, secret: str, exp: int) -> str:
     """The HS256 JWT `{key, exp}` both Hyper signatures use."""
-    import jwt
+    global _ENCODE
+    encode = _ENCODE
+    if encode is None:  # per request: look jwt.encode up once, not an import statement each time
+        import jwt
 
+        encode = _ENCODE = jwt.encode
     secret_bytes = secret.encode()
     if len(secret_bytes) >= MIN_HMAC_KEY_BYTES:
-        return jwt.encode({"key": key, "exp": exp}, secret_bytes, algorithm="HS256")
+        return encode({"key": key, "exp": exp}, secret_bytes, algorithm="HS256")
     # The venue chose the key's length, not the user: doctor reports a short one once,
     # instead of PyJWT warning on every request.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return jwt.encode({"key": key, "exp": exp}, secret_bytes, algorithm="HS256")
+        return encode({"key": key, "exp": exp}, secret_bytes, algorithm="HS256")
 
 
 class HyperSolutions:
@@ -99,14 +106,15 @@ class HyperSolutions:
         """The token is the organisation's app signature in organisation mode, else the
         x-signature; `headers` adds the other signature (same exp) when its key is stored."""
         f = account.fields
-        exp = int(now) + self.lifetime(account)
-        if self.organisation(account):
+        organisation = self.organisation(account)  # lifetime() without asking it twice
+        exp = int(now) + lifetime_setting(account, APP_SIGNATURE_LIFETIME_S if organisation else SIGNATURE_LIFETIME_S)
+        if organisation:
             value = sign(f["app_key"], f["app_secret"], exp)
         elif f.get("jwt_key"):
             value = sign(f["api_key"], f["jwt_key"], exp)
         else:
             return None  # plain mode: the API key alone authenticates
-        return Token(value=value, issued_at=now, expires_at=exp, kind="jwt")
+        return Token(value, now, exp, "jwt")
 
     def user_signature(self, account: Account, token: Token) -> str | None:
         """x-signature for a request carrying `token`: the token itself outside organisation
