@@ -1,10 +1,12 @@
 """Minting cost: keyward's signing beside the bare library call it wraps.
 
-1. In process, per scheme: the provider's mint (PowerTrade with its key cache warm, as
-   after the first mint of an unlock) against `jwt.encode` with a preloaded key and the
-   same claims; Hyper's HS256 signature against `jwt.encode`; Kiiex's HMAC against
+1. In process, per scheme: the provider's mint (PowerTrade with its key cache warm and
+   a token saved on the account, as after the first mint of an unlock) against
+   `jwt.encode` with a preloaded key and the same claims (a seconds nonce that rises, as
+   the scheme asks); Hyper's HS256 signature against `jwt.encode`; Kiiex's HMAC against
    `hmac.new`.  Target: <= 1.2x.  Also `VenueOps.sign` (what the Python API calls per
-   request: lookup, mint, headers) for PowerTrade.
+   request: lookup, mint, headers) for PowerTrade, against the same `jwt.encode` taking
+   iat and nonce from the clock per token, as sign does.
 2. Cold processes: `keyward token LABEL` against a minimal script that pays the same
    Argon2id unlock (small KDF: t=1, m=8 MiB, p=1), loads the PEM from a file and mints
    the same token with PyJWT.  `keyward token` also saves the vault (audit entry and
