@@ -3,7 +3,16 @@
 Rows are built from `Row`, a snapshot of an account that holds no credential value (the
 key column is already masked by vault.ops.views), so the table never holds a secret.  The
 app's one timer calls `tick(now)`: it recomputes the live cells of the rows on screen and
-calls `update_cell` only where the text changed, inside one `batch_update`.
+redraws only the cells whose text changed, and only the lines of those rows.
+
+Why not `DataTable.update_cell` for the countdowns: each call bumps the table-wide update
+counter that keys every DataTable cache and repaints the whole widget, so one changed
+countdown re-rendered every line in view and the header, and rebuilt the row-offset and
+row-order lists of all 1,000 rows.  A live cell is instead written into the table's data,
+DataTable's per-line caches are dropped (everything in them predates the write) and only
+the changed rows' lines are marked dirty.  And a cell that changed is drawn directly
+(`_draw_cell`) rather than through rich's console (Styled(Padding(text)), ~0.2 ms a cell):
+the same segments, as tests/test_tui_idle.py checks against DataTable's own drawing.
 """
 
 from __future__ import annotations
@@ -11,9 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.widgets import DataTable
 
 from vault.ops import views
@@ -146,15 +158,18 @@ class AccountsTable(DataTable):
         self._shown: dict[tuple[str, str], Text] = {}
         self.filter_text = ""
         self.updates = 0  # cells redrawn by tick(): lets tests and the benchmark see the cost
+        self.rows_redrawn = 0  # rows whose lines tick() marked for repainting
         # DataTable keys its cell render cache on a table-wide update counter, so one
         # changed countdown re-renders every visible cell.  This cache is keyed on each
         # cell's own version instead: a tick re-renders only the cells that changed.
         self._versions: dict[tuple[str, str], int] = {}
         self._cells: dict[tuple, object] = {}
+        self._cell_styles: dict[tuple, tuple] = {}  # a cell position's styles (see _cell_style)
         self.layout_name = ""
         self.columns_shown: tuple[tuple[str, str, int], ...] = ()
         self._widths: dict[str, int] = {}
         self._now = 0.0
+        self._paint_style: Style | None = None
 
     def on_mount(self) -> None:
         self._set_layout(layout_for(self._room()))
@@ -231,6 +246,7 @@ class AccountsTable(DataTable):
         self.clear()
         self._shown.clear()
         self._cells.clear()
+        self._cell_styles.clear()
         self._order = order
         for label in order:
             row = self._rows[label]
@@ -249,12 +265,17 @@ class AccountsTable(DataTable):
 
     def _update_all(self, now: float) -> None:
         """Same rows, new data: redraw every cell whose text changed."""
-        with self.app.batch_update():
-            for label in self._order:
-                self._redraw(label, now, [k for k, _, _ in self.columns_shown])
+        columns = [k for k, _, _ in self.columns_shown]
+        if any([self._redraw(label, now, columns) for label in self._order]):
+            self._forget_lines()
+            self.refresh()
 
-    def _redraw(self, label: str, now: float, columns) -> None:
+    def _redraw(self, label: str, now: float, columns) -> bool:
+        """Put the new text of `label`'s `columns` into the table where it changed (the
+        caller then repaints); True if any did."""
         row = self._rows[label]
+        data = self._data[label]  # DataTable's own cells, keyed by RowKey/ColumnKey (str-equal)
+        changed = False
         for key in columns:
             if key not in self._widths:
                 continue
@@ -262,8 +283,33 @@ class AccountsTable(DataTable):
             if self._shown.get((label, key)) != text:
                 self._shown[(label, key)] = text
                 self._versions[(label, key)] = self._versions.get((label, key), 0) + 1
-                self.update_cell(label, key, text, update_width=False)
+                data[key] = text
                 self.updates += 1
+                changed = True
+        return changed
+
+    def _forget_lines(self) -> None:
+        """Drop DataTable's caches of rendered lines and rows after cells were written
+        behind its back: they are keyed on its update counter, which such a write leaves
+        alone (so that the row-offset and row-order lists stay valid).  Cells themselves
+        are cached by `_render_cell` on their own versions."""
+        self._line_cache.clear()
+        self._row_render_cache.clear()
+        self._row_renderable_cache.clear()
+        self._cell_render_cache.clear()
+
+    def _repaint_rows(self, indices: list[int]) -> None:
+        """Mark only the lines of these rows (all one line high) as needing a repaint."""
+        top = self.header_height if self.show_header else 0
+        scroll_y = round(self.scroll_y)
+        width = self.size.width
+        runs: list[list[int]] = []
+        for index in indices:
+            if runs and runs[-1][1] == index:
+                runs[-1][1] = index + 1
+            else:
+                runs.append([index, index + 1])
+        self.refresh(*(Region(0, top + start - scroll_y, width, end - start) for start, end in runs))
 
     # --- the clock ---------------------------------------------------------------------
 
@@ -277,9 +323,84 @@ class AccountsTable(DataTable):
         self._now = now
         if not self._order:
             return
-        with self.app.batch_update():
-            for index in self.rows_in_view():
-                self._redraw(self._order[index], now, LIVE)
+        order = self._order
+        dirty = [index for index in self.rows_in_view() if self._redraw(order[index], now, LIVE)]
+        if dirty:
+            self._forget_lines()
+            self._repaint_rows(dirty)
+            self.rows_redrawn += len(dirty)
+
+    # --- drawing ---------------------------------------------------------------------
+    #
+    # Every countdown in view changes each second, so each tick repaints every row in view
+    # (about 35 at 40 lines).  DataTable draws a line at a cost that matters at that rate:
+    # three walks up the DOM for styles it could look up once a paint, and each changed
+    # cell through rich's console.  These overrides draw the same segments for the plain
+    # case (one-line rows, a row cursor, no fixed or labelled columns: this table) and hand
+    # anything else to DataTable; tests/test_tui_idle.py compares the two line by line.
+
+    def render_lines(self, crop: Region):
+        self._paint_style = self.rich_style  # the table's own style: constant through one paint
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint_style = None
+
+    def render_line(self, y: int):
+        style = self._paint_style
+        if style is None or self.fixed_rows:
+            return super().render_line(y)
+        scroll_x, scroll_y = self.scroll_offset
+        if y >= (self.header_height if self.show_header else 0):
+            y += scroll_y
+        return self._render_line(y, scroll_x, scroll_x + self.size.width, style)
+
+    def _render_line_in_row(self, row_key, line_no: int, base_style: Style, cursor_location: Coordinate,
+                            hover_location: Coordinate):
+        row_index = self._row_locations.get(row_key)
+        if (row_index is None or row_key is self._header_row_key or self.cursor_type != "row"
+                or self.fixed_columns or self._should_render_row_labels):
+            return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+        cache_key = (row_key, line_no, base_style, cursor_location, hover_location, self.cursor_type,
+                     self.show_cursor, self._show_hover_cursor, self._update_count, self._pseudo_class_state)
+        cached = self._row_render_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        row_style = self._get_row_style(row_index, base_style)
+        cursor = cursor_location.row == row_index  # a row cursor highlights every cell of its row
+        hover = hover_location.row == row_index
+        render_cell = self._render_cell
+        cells = []
+        table_width = self._row_label_column_width
+        for column_index, column in enumerate(self.ordered_columns):
+            width = column.get_render_width(self)
+            table_width += width
+            cells.append(render_cell(row_index, column_index, row_style, width, cursor=cursor, hover=hover)[line_no])
+        extend_style, _ = self._get_styles_to_render_cell(
+            False, False, False, hover_location.row == (row_index or 0), cursor, self.show_cursor,
+            self._show_hover_cursor, False, False,
+        )
+        extend_style = row_style + extend_style + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        cells.append([Segment(" " * max(0, self.size.width - table_width), extend_style)])
+        pair = ([], cells)
+        self._row_render_cache[cache_key] = pair
+        return pair
+
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        """DataTable's rule, with the row's component style read through the widget's
+        style cache (DataTable looks it up afresh, a walk up the DOM, for every line)."""
+        if row_index == -1:
+            return self.get_component_rich_style("datatable--header")
+        if row_index < self.fixed_rows:
+            return self.get_component_rich_style("datatable--fixed")
+        if self.zebra_stripes:
+            return self.get_component_rich_style("datatable--odd-row" if row_index % 2 else "datatable--even-row")
+        return base_style
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cells.clear()  # a theme or CSS change recolours every cell
+        self._cell_styles.clear()
 
     def _render_cell(self, row_index: int, column_index: int, base_style, width: int,
                      cursor: bool = False, hover: bool = False):
@@ -294,8 +415,75 @@ class AccountsTable(DataTable):
         if lines is None:
             if len(self._cells) > 20_000:
                 self._cells.clear()
-            lines = self._cells[key] = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            text = self._data.get(label, {}).get(column)  # keyed by RowKey/ColumnKey, both str-equal
+            lines = None
+            if isinstance(text, Text):
+                lines = self._draw_cell(text, row_index, column_index, base_style, width, cursor, hover)
+            if lines is None:
+                lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._cells[key] = lines
         return lines
+
+    def _draw_cell(self, text: Text, row_index: int, column_index: int, base_style: Style, width: int,
+                   cursor: bool, hover: bool) -> list[list[Segment]] | None:
+        """What DataTable._render_cell draws for a cell holding `text`, built directly:
+        the padding, the text's pieces, the filler, each styled (base + meta + cursor
+        component) + the piece's style + the post style, as rich's Styled(Padding(text))
+        would.  None (draw it DataTable's way) for anything but one line of text that fits
+        in a one-line row."""
+        pad = self.cell_padding
+        room = width - 2 * pad
+        plain = text.plain
+        if not plain or "\n" in plain or "\t" in plain or text.justify not in (None, "default"):
+            return None
+        length = text.cell_len
+        if length > room:
+            return None
+        where = (row_index, column_index, base_style, cursor, hover, self.show_cursor, self._show_hover_cursor,
+                 self.cursor_foreground_priority, self.cursor_background_priority)
+        context = self._cell_styles.get(where)
+        if context is None:
+            context = self._cell_styles[where] = self._cell_style(row_index, column_index, base_style, cursor, hover)
+        if not context:
+            return None
+        pre, post, blank = context
+        if text._spans:
+            pieces = [(piece, style) for piece, style, _ in Text("\n").join([text]).render(self.app.console)]
+        else:  # what join + render make of a text without spans: its own style, or none
+            pieces = [(plain, self.app.console.get_style(text.style) if text.style else None)]
+        line = [Segment(" " * pad, blank)] if pad else []
+        for piece, style in pieces:
+            if pre:
+                style = pre + style
+            if post:
+                style = style + post if style else post
+            line.append(Segment(piece, style))
+        if length < room:
+            line.append(Segment(" " * (room - length), blank))
+        if pad:
+            line.append(Segment(" " * pad, blank))
+        return [line]
+
+    def _cell_style(self, row_index: int, column_index: int, base_style: Style, cursor: bool,
+                    hover: bool) -> tuple[Style, Style, Style] | tuple[()]:
+        """(pre, post, blank) for a cell: DataTable's styles for that cell (its meta
+        included) and what the padding is drawn in; () where DataTable draws differently
+        (fixed rows or columns, rows more than one line high)."""
+        if len(self._cell_styles) > 20_000:
+            self._cell_styles.clear()
+        row = self.rows.get(self._row_locations.get_key(row_index))
+        if (row is None or row.height != 1 or self.fixed_rows or self.fixed_columns
+                or self.app.console_options.justify not in (None, "default")):
+            return ()
+        component, post = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css",
+        )
+        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component
+        blank = pre + Style.null() if pre else Style.null()
+        if post:
+            blank = blank + post if blank else post
+        return pre, post, blank
 
     def label_at(self, index: int) -> str:
         return str(self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value)

@@ -1,0 +1,152 @@
+"""The idle dashboard's cost, as behaviour: what an idle second repaints, and that drawing
+it cheaply draws exactly what DataTable would (issue 14: 1,000 accounts idle at <= 5% of a
+core; benchmarks/bench_tui.py measures it)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+from textual.coordinate import Coordinate
+from textual.geometry import Region
+from textual.widgets import DataTable
+
+from tests.conftest import PASSPHRASE, SMALL_KDF
+from tui.app import KeywardApp
+from tui.fixtures import T0, sample_vault, settle
+from tui.widgets.accounts_table import AccountsTable
+from vault.core.model import Token
+
+pytestmark = pytest.mark.anyio
+
+TICKING = {"acct-0002": 600, "acct-0005": 1200, "acct-0009": 1800}  # label -> token life left at T0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = T0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def mostly_still_vault(path: Path, clock: Clock):
+    """60 accounts whose cells do not change from one second to the next, but for the
+    three in TICKING, whose tokens count down."""
+    service = sample_vault(path, PASSPHRASE, SMALL_KDF, clock, extra=60)
+
+    def still(data) -> None:
+        for acct in data.accounts:
+            acct.settings.pop("auto_refresh", None)
+            acct.token = acct.rate_limit = acct.health = None
+            acct.created_at = acct.rotated_at = T0 - 86400 * 3 - 3600
+            if acct.label in TICKING:
+                acct.token = Token("opaque", T0 - 60, T0 + TICKING[acct.label], "bearer")
+
+    service.transact(still)
+    return service
+
+
+def shown(table: AccountsTable) -> list[str]:
+    """The table's lines as they are on screen (what its last paint drew)."""
+    return [strip.text for strip in table.render_lines(Region(0, 0, table.size.width, table.size.height))]
+
+
+async def test_an_idle_tick_repaints_only_the_rows_whose_text_changed(tmp_path: Path) -> None:
+    clock = Clock()
+    service = mostly_still_vault(tmp_path / "v.kw", clock)
+    app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(AccountsTable)
+        ticking = sorted(table.visible_labels.index(label) for label in TICKING)
+        assert set(ticking) <= set(table.rows_in_view())
+        painted: list[int] = []
+        render_line = table.render_line
+
+        def counting(y: int):
+            painted.append(y)
+            return render_line(y)
+
+        table.render_line = counting  # type: ignore[method-assign]
+        for second in (1, 2, 3):
+            painted.clear()
+            table.updates = 0
+            clock.t = T0 + second
+            app.tick()
+            await pilot.pause()
+            # One token cell in each of three rows changed: those three lines are drawn
+            # again, not the other ~34 rows in view nor the header.
+            assert table.updates == len(TICKING)
+            assert sorted(painted) == [table.header_height + index for index in ticking]
+            lines = shown(table)
+            for label, left in TICKING.items():
+                line = lines[table.header_height + table.visible_labels.index(label)]
+                assert label in line and f"{(left - second) // 60:02d}:{(left - second) % 60:02d}" in line
+
+
+async def test_a_repainted_row_never_shows_an_older_second(tmp_path: Path) -> None:
+    """The cursor moving onto and off a row redraws it: from the cells of the last tick,
+    not from a line cached before that tick."""
+    clock = Clock()
+    service = mostly_still_vault(tmp_path / "v.kw", clock)
+    app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(AccountsTable)
+        row = table.visible_labels.index("acct-0002")
+        y = table.header_height + row
+        for second, where in ((1, row), (2, 0), (3, row), (4, row + 1), (5, 0)):
+            clock.t = T0 + second
+            app.tick()
+            await pilot.pause()
+            table.move_cursor(row=where)
+            await pilot.pause()
+            assert f"09:{60 - second:02d}" in shown(table)[y], second
+
+
+@pytest.mark.parametrize("size", [(140, 40), (110, 30), (80, 24)])
+async def test_lines_are_drawn_as_datatable_draws_them(tmp_path: Path, size: tuple[int, int]) -> None:
+    """AccountsTable draws cells and rows itself (DataTable's way costs ~0.2 ms a cell);
+    line by line, for every layout, cursor, hover and focus, the segments are the same."""
+    clock = Clock()
+    service = sample_vault(tmp_path / "v.kw", PASSPHRASE, SMALL_KDF, clock, extra=40)
+    app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
+    ours = ("_render_line_in_row", "_render_cell", "_get_row_style")
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(AccountsTable)
+        compared = 0
+        for focused in (True, False):
+            app.screen.set_focus(table if focused else None)
+            await pilot.pause()
+            for cursor in (0, 3):
+                table.move_cursor(row=cursor)
+                await pilot.pause()
+                for hover in (None, Coordinate(0, 0), Coordinate(2, 1), Coordinate(5, 3)):
+                    table._show_hover_cursor = hover is not None  # the mouse moved over the table
+                    table.hover_coordinate = hover or Coordinate(0, 0)
+                    table._pseudo_class_state = table.get_pseudo_class_state()
+                    for y in range(table.size.height):
+                        table._paint_style = table.rich_style  # as inside a paint
+                        mine = list(table.render_line(y))
+                        table._paint_style = None
+                        table._forget_lines()
+                        for name in ours:  # DataTable's own drawing, every cache empty
+                            setattr(table, name, functools.partial(getattr(DataTable, name), table))
+                        try:
+                            theirs = list(DataTable.render_line(table, y))
+                        finally:
+                            for name in ours:
+                                delattr(table, name)
+                            table._forget_lines()
+                        assert mine == theirs, (focused, cursor, hover, y)
+                        compared += 1
+        assert compared > 2 * 2 * 4 * 10  # every line in view, in each state
+
