@@ -21,18 +21,33 @@ pytestmark = pytest.mark.slow
 
 SAVER = textwrap.dedent(
     """
-    import sys
+    import os, sys
     from pathlib import Path
     from vault.core.service import VaultService
-    svc = VaultService.unlock(Path(sys.argv[1]), sys.stdin.readline().rstrip("\\n"))
+    vault_path, passphrase = Path(sys.argv[1]), sys.stdin.readline().rstrip("\\n")
     def bump(data):
         acct = data.accounts[0]
         acct.notes = str(int(acct.notes) + 1)
         acct.fields["api_secret"] = "x" * (int(acct.notes) % 4000)  # vary the size
         return acct.notes
+    VaultService.unlock(vault_path, passphrase)  # what an unlock imports, imported before the forks
     print("ready", flush=True)
-    while True:
-        print(svc.transact(bump), flush=True)
+    # One saver per line on stdin: a child forked from this process (keyward already
+    # imported, so a run costs a fork, not an interpreter start) unlocks the vault and
+    # saves until it is killed; then it is reaped and its end reported.
+    while sys.stdin.readline():
+        pid = os.fork()
+        if pid == 0:
+            try:
+                svc = VaultService.unlock(vault_path, passphrase)
+                print("ready", os.getpid(), flush=True)
+                while True:
+                    print(svc.transact(bump), flush=True)
+            finally:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        # On a line of its own: the kill may have cut a number from its newline.
+        print("\\nreaped", os.waitstatus_to_exitcode(status), flush=True)
     """
 )
 
@@ -98,19 +113,40 @@ def spawn_when_written(code: str) -> subprocess.Popen:
     return proc
 
 
+def saved_until_killed(saver: subprocess.Popen, delay: float) -> list[int]:
+    """One saver child of SAVER, SIGKILLed `delay` seconds after it is ready to save:
+    every number it acknowledged (read through saver.stdout, as acknowledged() does)."""
+    saver.stdin.write("go\n")
+    saver.stdin.flush()
+    line = saver.stdout.readline()
+    assert line.startswith("ready "), ("the saver never got to save", line, saver.stdout.readline())
+    pid = line.split()[1]
+    time.sleep(delay)
+    os.kill(int(pid), signal.SIGKILL)
+    acked = []
+    while not (line := saver.stdout.readline()).startswith("reaped"):
+        assert line, "the saver process itself ended"
+        acked += [int(number) for number in line.split()]  # as acknowledged() reads them
+    assert int(line.split()[1]) == -signal.SIGKILL, line  # killed while saving, not ended any other way
+    return acked
+
+
 def test_sigkill_during_saves_never_loses_or_corrupts(service, vault_path):
     service.add_account(Account("counter", "tradeready", "https://x", {"api_key": "k", "api_secret": ""}, notes="0"))
     rng = random.Random(1234)
-    for _ in range(100):
-        before = int(VaultService.unlock(vault_path, PASSPHRASE).get("counter").notes)
-        proc = spawn(SAVER, str(vault_path))
-        time.sleep(rng.uniform(0, 0.03))
-        os.kill(proc.pid, signal.SIGKILL)
-        acked = acknowledged(proc) or [before]
-        after = int(VaultService.unlock(vault_path, PASSPHRASE).get("counter").notes)
-        # Either the last acknowledged save, or one more whose acknowledgement died with it.
-        assert after in (acked[-1], acked[-1] + 1)
-        assert after >= before
+    saver = spawn(SAVER, str(vault_path))
+    try:
+        after = 0
+        for _ in range(100):
+            before = after  # nothing runs between one kill's check and the next saver
+            acked = saved_until_killed(saver, rng.uniform(0, 0.03)) or [before]
+            after = int(VaultService.unlock(vault_path, PASSPHRASE).get("counter").notes)
+            # Either the last acknowledged save, or one more whose acknowledgement died with it.
+            assert after in (acked[-1], acked[-1] + 1)
+            assert after >= before
+    finally:
+        saver.kill()
+        saver.wait()
     # A killed save may leave a temp file: the next save cleans it, none piles up.
     service.reload()
     service.update_account("counter", lambda a: None)
