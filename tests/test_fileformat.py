@@ -10,8 +10,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from vault.core import fileformat as ff
 from vault.core.errors import CorruptVault, KeywardError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
@@ -170,19 +168,23 @@ def test_changed_kdf_cost_within_range_fails_authentication(blob, offset, value)
         _decrypt_with_cached_kdf(_fix_checksum(damaged))
 
 
-@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_random_byte_corruption_property(data):
-    blob = _BLOB
-    i = data.draw(st.integers(0, len(blob) - 1))
-    new = data.draw(st.integers(0, 255).filter(lambda b: b != blob[i]))
-    damaged = bytearray(blob)
-    damaged[i] = new
-    with pytest.raises(KeywardError):
-        ff.decrypt(bytes(damaged), PASSPHRASE)
-
-
-_BLOB = small_vault()
+def test_random_byte_corruption_property(blob):
+    """Any one byte replaced by any other value is rejected: exhaustive, every byte of a
+    small vault (header, wrapped key, payload, tags, checksum) times its 255 other values
+    (the whole space the random sampling of 10,000 cases drew from, in a second)."""
+    accepted = []
+    for i in range(len(blob)):
+        for new in range(256):
+            if new == blob[i]:
+                continue
+            damaged = bytearray(blob)
+            damaged[i] = new
+            try:
+                ff.decrypt(bytes(damaged), PASSPHRASE)
+            except KeywardError:
+                continue
+            accepted.append((i, new))
+    assert accepted == []
 
 
 # --- versions and KDF bounds ------------------------------------------------------------
