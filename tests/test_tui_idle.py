@@ -150,3 +150,14 @@ async def test_lines_are_drawn_as_datatable_draws_them(tmp_path: Path, size: tup
                         compared += 1
         assert compared > 2 * 2 * 4 * 10  # every line in view, in each state
 
+
+async def test_nothing_on_the_idle_dashboard_animates(tmp_path: Path) -> None:
+    """A widget with auto_refresh redraws on its own timer, shown or not (a ProgressBar
+    without a total: 15 times a second behind display: none)."""
+    clock = Clock()
+    service = sample_vault(tmp_path / "v.kw", PASSPHRASE, SMALL_KDF, clock)
+    app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        animated = [w for w in app.screen.walk_children() if w.auto_refresh is not None]
+        assert animated == []
