@@ -276,7 +276,9 @@ def test_a_venue_that_starts_refusing_notifies_once_and_once_more_on_recovery(
     sandbox.config.fail_500 = True
     m.wait_metric(lambda s: s.get_value("keyward_check_success", account="desk", venue="powertrade") == 0,
                   what="the check to fail")
-    m.wait_metric(lambda s: checks(s, "desk", "powertrade", "failure") >= 4, what="more failing checks")
+    # Two failing checks after the first: a notification per check would have had a second
+    # (at least) delivered by now.
+    m.wait_metric(lambda s: checks(s, "desk", "powertrade", "failure") >= 3, what="more failing checks")
     poll(lambda: len(read_events(events)) >= 1, what="the notification")
     [fired] = read_events(events)
     assert fired["kind"] == "check_failed" and fired["status"] == "firing" and fired["account"] == "desk"
@@ -287,7 +289,7 @@ def test_a_venue_that_starts_refusing_notifies_once_and_once_more_on_recovery(
     m.wait_metric(lambda s: s.get_value("keyward_check_success", account="desk", venue="powertrade") == 1,
                   what="the recovery")
     first = checks(m.scrape(), "desk", "powertrade")
-    m.wait_metric(lambda s: checks(s, "desk", "powertrade") >= first + 3, what="more good checks")
+    m.wait_metric(lambda s: checks(s, "desk", "powertrade") >= first + 2, what="more good checks")
     poll(lambda: len(posted) >= 2, what="the webhook's second event")
     got = read_events(events)
     assert [(e["kind"], e["status"]) for e in got] == [("check_failed", "firing"), ("check_failed", "resolved")]
@@ -312,15 +314,26 @@ def test_a_failing_notifier_is_logged_and_the_monitor_carries_on(kw, sandbox, sa
 
 def test_a_429_pushes_the_next_check_past_the_window_reset(kw, sandbox, sandbox_account, monitors):
     sandbox_account("powertrade", "desk")
-    # A call waits out a 429 itself only within the vault's request deadline: 3 s here, so
-    # one request per 15 s window surfaces the 429, with 12 s to spare for the monitor to
-    # start on a loaded machine (the default deadline, 60 s, would make this a minute).
+    # A call waits out a 429 itself only within the vault's request deadline (3 s here):
+    # a reset further away than that surfaces as a 429 (the default deadline, 60 s, would
+    # make this a minute).
     VaultService.unlock(kw.vault_path, PASSPHRASE).transact(lambda d: setattr(d.settings, "request_deadline_s", 3.0))
-    sandbox.configure(rate_limit=1, rate_window_s=15)
-    assert kw("check", "desk").code == 0  # a bot spent the window
+    sandbox.configure(rate_limit=100, rate_window_s=3600)
     m = monitors(kw, "--listen", "127.0.0.1:0", "--interval", "1", "--jitter", "0")
     m.wait_started()
+    s = m.wait_metric(lambda s: checks(s, "desk", "powertrade") >= 1, what="the first check")
+    # Bots spend the window: from now on the venue refuses, until a reset `reset_in_s` from
+    # now.  The window counts from the monitor's first request (published, rounded up, as
+    # its reset minus 3600 s), so it is stretched to end that far from now, whatever the
+    # monitor's start-up cost on a loaded machine.
+    reset_in_s = 6.0
+    first_request = s.get_value("keyward_rate_limit_reset_timestamp_seconds", account="desk", venue="powertrade") - 3600
+    sandbox.configure(rate_limit=1, rate_window_s=time.time() + reset_in_s - first_request)
     s = m.wait_metric(lambda s: checks(s, "desk", "powertrade", "failure") == 1, what="the rate-limited check")
+    # The 429 is out: the usual limit again, or the monitor's own checks from before the
+    # bots would keep the next window full.  A check before the reset would now succeed,
+    # and is caught below all the same.
+    sandbox.configure(rate_limit=100)
     assert s.get_value("keyward_check_success", account="desk", venue="powertrade") == 0
     reset = s.get_value("keyward_rate_limit_reset_timestamp_seconds", account="desk", venue="powertrade")
     assert s.get_value("keyward_rate_limit_remaining", account="desk", venue="powertrade") == 0
@@ -330,16 +343,17 @@ def test_a_429_pushes_the_next_check_past_the_window_reset(kw, sandbox, sandbox_
     parse_iso = lambda t: time.mktime(time.strptime(t, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone  # noqa: E731
     assert parse_iso(when.group(1)) > parse_iso(when.group(2)) == reset
 
-    # With a 1 s interval it would have checked again several times by now: it did not.
-    deadline = time.monotonic() + 4
-    while time.monotonic() < deadline:
+    # With a 1 s interval it would check again every second until the reset: it does not.
+    good = checks(s, "desk", "powertrade")
+    while time.time() < reset:
         s = m.scrape()
-        assert checks(s, "desk", "powertrade", "failure") == 1 and checks(s, "desk", "powertrade") == 0
-        time.sleep(0.5)
+        assert checks(s, "desk", "powertrade", "failure") == 1 and checks(s, "desk", "powertrade") == good
+        time.sleep(0.2)
     # And it comes back after the reset, inside the new window.
-    s = m.wait_metric(lambda s: checks(s, "desk", "powertrade") >= 1, timeout=90, what="the check after the reset")
+    s = m.wait_metric(lambda s: checks(s, "desk", "powertrade") > good, timeout=60, what="the check after the reset")
     assert s.get_value("keyward_last_check_timestamp_seconds", account="desk", venue="powertrade") >= reset
     assert s.get_value("keyward_check_success", account="desk", venue="powertrade") == 1
+    assert checks(s, "desk", "powertrade", "failure") == 1
     assert m.terminate() == 0
 
 
@@ -351,9 +365,11 @@ def kiiex_user(vault_path: Path, label: str) -> str:
 
 
 def test_a_kiiex_session_is_kept_alive_with_no_second_login(kw, sandbox, sandbox_account, monitors):
-    sandbox.configure(kiiex_session_idle_s=6)
-    # Checks once an hour: only the keep-alives can keep a 6 s idle session open.
-    sandbox_account("kiiex", "spot", settings={"session_idle_s": 6, "check_interval_s": 3600})
+    # A 4 s idle window: a keep-alive every 2 s (half the window), each still 1 s clear of
+    # the quarter-window margin below which VenueOps would log in again.
+    sandbox.configure(kiiex_session_idle_s=4)
+    # Checks once an hour: only the keep-alives can keep a 4 s idle session open.
+    sandbox_account("kiiex", "spot", settings={"session_idle_s": 4, "check_interval_s": 3600})
     user = kiiex_user(kw.vault_path, "spot")
     m = monitors(kw, "--listen", "127.0.0.1:0")
     m.wait_started()
@@ -375,7 +391,8 @@ def test_after_a_failed_kiiex_login_the_monitor_never_logs_in_again(kw, sandbox,
     sandbox_account("kiiex", "spot", fields=fields)
     m = monitors(kw, "--listen", "127.0.0.1:0", "--interval", "1")
     m.wait_started()
-    s = m.wait_metric(lambda s: checks(s, "spot", "kiiex", "failure") >= 4, what="failing checks")
+    # The failed login's check and two more, neither of which logs in.
+    s = m.wait_metric(lambda s: checks(s, "spot", "kiiex", "failure") >= 3, what="failing checks")
     assert s.get_value("keyward_login_blocked", account="spot", venue="kiiex") == 1
     assert sandbox.kiiex_attempts(fields["user_id"]) == 1
     assert m.terminate() == 0
@@ -383,7 +400,7 @@ def test_after_a_failed_kiiex_login_the_monitor_never_logs_in_again(kw, sandbox,
 
 
 def test_a_tradeready_bearer_is_renewed_before_it_expires(kw, sandbox, sandbox_account, monitors):
-    sandbox.configure(tradeready_jwt_lifetime_s=8)
+    sandbox.configure(tradeready_jwt_lifetime_s=4)  # renewed at half life: every 2 s
     sandbox_account("tradeready", "bot", settings={"check_interval_s": 3600})
     assert kw("login", "bot").code == 0  # a bot is using a bearer
     m = monitors(kw, "--listen", "127.0.0.1:0")
@@ -526,13 +543,17 @@ def test_check_interval_s_is_a_setting_of_every_venue_and_the_monitor_honours_it
     rows = json.loads(kw("setting", "kx", "--json").out)
     assert {"name": "check_interval_s", "value": 3600} in [{k: r[k] for k in ("name", "value")} for r in rows]
 
-    m = monitors(kw, "--listen", "127.0.0.1:0", "--interval", "1")
+    # The control: an account without the setting, checked every --interval (1 s).
+    sandbox_account("powertrade", "ctl")
+
+    # No jitter: every first check at start-up, the control's every second after.
+    m = monitors(kw, "--listen", "127.0.0.1:0", "--interval", "1", "--jitter", "0")
     m.wait_started()
     m.wait_metric(lambda s: all(checks(s, lb, v) == 1 for lb, v in venues.items()), what="the first checks")
-    deadline = time.monotonic() + 3  # --interval 1 would have checked three more times
-    while time.monotonic() < deadline:
-        assert all(checks(m.scrape(), lb, v) == 1 for lb, v in venues.items())
-        time.sleep(0.5)
+    # The control's third check comes two intervals after the first checks: by then
+    # --interval 1 would have checked each of them again.
+    s = m.wait_metric(lambda s: checks(s, "ctl", "powertrade") >= 3, what="the control's third check")
+    assert all(checks(s, lb, v) == 1 for lb, v in venues.items()), s.text
     assert m.terminate() == 0
 
 
