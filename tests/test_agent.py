@@ -826,21 +826,24 @@ def test_idle_ttl_expires_and_the_agent_exits_and_forgets(kw: KeywardCLI, desk: 
 
 
 def test_use_extends_an_idle_ttl_but_not_an_absolute_one(kw: KeywardCLI, desk: SimpleNamespace, agent: Any) -> None:
-    idle = agent("--ttl", "4s")
-    for _ in range(5):  # 5 s of steady use, past the 4 s TTL
-        time.sleep(1.0)
+    idle = agent("--ttl", "3s")
+    started = time.monotonic()
+    while True:  # steady use, a call every half second, until past the 3 s TTL
+        time.sleep(0.5)
         assert kw("token", "desk", passphrase=False).code == 0
+        if time.monotonic() - started >= 4:
+            break
     assert alive(idle["pid"])
     assert kw("lock", passphrase=False).code == 0
 
     started = time.monotonic()
-    hard = agent("--ttl", "3s", "--absolute")
+    hard = agent("--ttl", "2s", "--absolute")
     assert hard["mode"] == "absolute"
     while alive(hard["pid"]) and time.monotonic() - started < 20:
         kw("token", "desk", passphrase=False)
         time.sleep(0.3)
     assert not alive(hard["pid"])
-    assert 2.5 <= time.monotonic() - started < 20
+    assert 1.5 <= time.monotonic() - started < 20
 
 
 def test_a_killed_agent_leaves_the_cli_working_by_prompt(kw: KeywardCLI, desk: SimpleNamespace, agent: Any) -> None:
