@@ -161,3 +161,28 @@ async def test_nothing_on_the_idle_dashboard_animates(tmp_path: Path) -> None:
         await settle(pilot)
         animated = [w for w in app.screen.walk_children() if w.auto_refresh is not None]
         assert animated == []
+
+
+async def test_a_locked_app_animates_only_while_it_derives_the_key(tmp_path: Path) -> None:
+    """Auto-lock leaves an idle app on the unlock screen: its "deriving key…" spinner
+    exists only while a key is being derived."""
+    from textual.widgets import LoadingIndicator
+
+    clock = Clock()
+    service = sample_vault(tmp_path / "v.kw", PASSPHRASE, SMALL_KDF, clock)
+    service.lock()
+    app = KeywardApp(tmp_path / "v.kw", clock=clock, watch=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        assert type(app.screen).__name__ == "UnlockScreen"
+        assert [w for w in app.screen.walk_children() if w.auto_refresh is not None] == []
+        app.screen._busy(True)
+        await pilot.pause()
+        assert len(app.screen.query(LoadingIndicator)) == 1
+        app.screen._busy(False)
+        await pilot.pause()
+        assert not app.screen.query(LoadingIndicator)
+        await pilot.press(*"wrong passphrase", "enter")
+        await settle(pilot)
+        assert "UnlockScreen" == type(app.screen).__name__ and not app.screen.query(LoadingIndicator)
+        assert [w for w in app.screen.walk_children() if w.auto_refresh is not None] == []

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import LoadingIndicator, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from ..passphrase import estimate, refusal
@@ -15,7 +15,7 @@ from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import SecretInput
 from ..widgets.strength_meter import StrengthMeter
 from ..workers import error_line
-from ._common import display_path
+from ._common import display_path, show_deriving
 from vault.core.text import printable
 
 
@@ -36,8 +36,7 @@ class CreateScreen(Screen):
                 yield SecretInput("new passphrase", id="new-passphrase")
                 yield StrengthMeter(id="meter")
                 yield SecretInput("the same passphrase again", id="repeat-passphrase")
-                with Horizontal(id="deriving"):
-                    yield LoadingIndicator()
+                with Horizontal(id="deriving"):  # its LoadingIndicator: show_deriving
                     yield Static("deriving key…")
                 yield Static("", id="create-message")
         yield KeyFooter(compact=False)
@@ -79,7 +78,7 @@ class CreateScreen(Screen):
         from vault.core.service import VaultService
 
         path, clock, kdf = self.app.vault_path, self.app.clock, self.app.kdf or DEFAULT_KDF
-        self.add_class("-busy")
+        show_deriving(self, True)
         self._say("")
         self.run_worker(
             lambda: VaultService.create(path, passphrase, kdf, clock=clock),
@@ -99,6 +98,6 @@ class CreateScreen(Screen):
         if event.state == WorkerState.SUCCESS:
             self.app.unlocked(event.worker.result)
         elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
-            self.remove_class("-busy")
+            show_deriving(self, False)
             self._say(error_line(event.worker.error) if event.worker.error else "Cancelled.")
             self.query_one("#new-passphrase", SecretInput).focus()

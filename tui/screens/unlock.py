@@ -7,13 +7,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import LoadingIndicator, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from ..widgets.key_footer import KeyFooter
 from ..widgets.secret_input import SecretInput
 from ..workers import error_line
-from ._common import display_path
+from ._common import display_path, show_deriving
 from vault.core.text import printable
 
 
@@ -34,8 +34,7 @@ class UnlockScreen(Screen):
                 if self.app.banner:
                     yield Static(Text(printable(self.app.banner)), id="banner")
                 yield SecretInput("passphrase, then Enter", id="passphrase")
-                with Horizontal(id="deriving"):
-                    yield LoadingIndicator()
+                with Horizontal(id="deriving"):  # its LoadingIndicator: show_deriving
                     yield Static("deriving key…")
                 yield Static(self.message, id="unlock-message")
         yield KeyFooter(compact=False)
@@ -66,7 +65,7 @@ class UnlockScreen(Screen):
         return self.has_class("-busy")
 
     def _busy(self, on: bool) -> None:
-        self.set_class(on, "-busy")
+        show_deriving(self, on)
         if on:
             self._say("")
 
