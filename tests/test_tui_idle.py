@@ -186,3 +186,34 @@ async def test_a_locked_app_animates_only_while_it_derives_the_key(tmp_path: Pat
         await settle(pilot)
         assert "UnlockScreen" == type(app.screen).__name__ and not app.screen.query(LoadingIndicator)
         assert [w for w in app.screen.walk_children() if w.auto_refresh is not None] == []
+
+
+async def test_a_cell_whose_colour_changes_but_not_its_text_is_redrawn(tmp_path: Path) -> None:
+    """A key passes 80% of its maximum age (72 of 90 days) in the middle of "72d": the
+    text stays, the colour turns yellow.  rich's Text equality ignores the base style."""
+    clock = Clock()
+    service = mostly_still_vault(tmp_path / "v.kw", clock)
+
+    def ageing(data) -> None:
+        acct = data.find("acct-0007")
+        acct.created_at = acct.rotated_at = T0 - 72 * 86400 + 5
+
+    service.transact(ageing)
+    app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(AccountsTable)
+        y = table.header_height + table.visible_labels.index("acct-0007")
+
+        def age_on_screen():
+            line = table.render_lines(Region(0, 0, table.size.width, table.size.height))[y]
+            return [(seg.text, seg.style.color) for seg in line if seg.text.strip() == "72d"]
+
+        before = age_on_screen()
+        assert len(before) == 1 and "yellow" not in str(table._shown[("acct-0007", "age")].style)
+        clock.t = T0 + 10
+        app.tick()
+        await pilot.pause()
+        assert "yellow" in str(table._shown[("acct-0007", "age")].style)
+        after = age_on_screen()
+        assert len(after) == 1 and after != before  # drawn again, in the theme's yellow

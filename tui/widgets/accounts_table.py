@@ -280,7 +280,10 @@ class AccountsTable(DataTable):
             if key not in self._widths:
                 continue
             text = self._text(row, key, now)
-            if self._shown.get((label, key)) != text:
+            old = self._shown.get((label, key))
+            # Text equality compares the characters and spans, not the base style: a key
+            # turning yellow at 80% of its maximum age keeps its "72d".
+            if old is None or old != text or old.style != text.style:
                 self._shown[(label, key)] = text
                 self._versions[(label, key)] = self._versions.get((label, key), 0) + 1
                 data[key] = text
