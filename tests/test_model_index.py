@@ -1,0 +1,39 @@
+"""VaultData.find answers through a position index: whatever changes the account list,
+it must answer as a scan of the list would."""
+
+from __future__ import annotations
+
+import random
+
+from vault.core.model import Account, VaultData
+
+
+def scan(data: VaultData, label: str) -> Account | None:
+    return next((a for a in data.accounts if a.label == label), None)
+
+
+def test_find_agrees_with_a_scan_through_every_kind_of_change() -> None:
+    rng = random.Random(14)
+    data = VaultData(accounts=[Account(label=f"a{i}", venue="kiiex", base_url="x", fields={}) for i in range(20)])
+    labels = [f"a{i}" for i in range(40)]
+    for step in range(2000):
+        for label in rng.sample(labels, 3):
+            assert data.find(label) is scan(data, label), (step, label)
+        change = rng.randrange(6)
+        accounts = data.accounts
+        fresh = Account(label=rng.choice(labels), venue="kiiex", base_url="x", fields={})
+        if change == 0 and scan(data, fresh.label) is None:
+            accounts.insert(rng.randrange(len(accounts) + 1), fresh)
+        elif change == 1 and accounts:
+            accounts.pop(rng.randrange(len(accounts)))
+        elif change == 2 and accounts:  # replaced in place under the same label (an import's "replace")
+            i = rng.randrange(len(accounts))
+            accounts[i] = Account(label=accounts[i].label, venue="hypersolutions", base_url="y", fields={})
+        elif change == 3 and accounts:  # renamed
+            acct = rng.choice(accounts)
+            if scan(data, fresh.label) is None:
+                acct.label = fresh.label
+        elif change == 4:
+            data.accounts = [a for a in accounts if rng.random() < 0.8]
+        elif change == 5 and accounts:
+            rng.shuffle(accounts)
