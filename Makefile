@@ -6,9 +6,15 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test bench screenshots clean bytecode
 
+# editable_mode=compat: the checkout goes on sys.path through a plain .pth line.  The
+# default editable mode installs an import hook that every Python process in the venv
+# loads at start-up (pathlib, re, urllib, importlib.util: ~15 ms), which every `keyward`
+# call, and each of the test suite's thousands of subprocesses, paid.
+COMPAT := --config-settings editable_mode=compat
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]' $(COMPAT)
 	touch $(STAMP)
 
 # keyward's own modules compiled ahead, as pip does for an installed package: an editable
@@ -24,11 +30,11 @@ test: bytecode
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: bytecode
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,bench]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,bench]' $(COMPAT)
 	$(BIN)/python -m benchmarks
 
 screenshots: bytecode
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,screenshots]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,screenshots]' $(COMPAT)
 	$(BIN)/python -m screenshots.make
 
 clean:
