@@ -245,7 +245,7 @@ class Account:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Account:
-        if raw.keys() == _name_set(cls):
+        if cls is Account and raw.keys() == _ACCOUNT_KEYS or raw.keys() == _name_set(cls):
             # Written by this version: skip __init__'s per-field work (opening 10,000
             # accounts spent most of its time here).
             acct = object.__new__(cls)
@@ -275,6 +275,9 @@ class Account:
         elif not isinstance(history, list):
             acct.history = []
         return acct
+
+
+_ACCOUNT_KEYS = _name_set(Account)  # looked up once per account opened
 
 
 # Bounds on a venue's answer (vault.net.http enforces them; the vault may override).
