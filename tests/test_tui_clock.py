@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSPHRASE, REPO, SMALL_KDF
+from tests.conftest import FakeClock, PASSPHRASE, REPO, SMALL_KDF
 from tui.app import KeywardApp
 from tui.fixtures import T0, sample_vault
 from tui.widgets.accounts_table import LIVE, AccountsTable
@@ -21,14 +21,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def test_the_app_timer_is_the_only_interval_in_the_tui() -> None:
     found = [(p.relative_to(REPO), line.strip()) for p in (REPO / "tui").rglob("*.py")
              for line in p.read_text().splitlines() if re.search(r"set_interval\(|set_timer\(", line)]
@@ -37,7 +29,7 @@ def test_the_app_timer_is_the_only_interval_in_the_tui() -> None:
 
 
 async def test_a_tick_redraws_only_changed_cells_of_rows_in_view(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     service = sample_vault(tmp_path / "v.kw", PASSPHRASE, SMALL_KDF, clock, extra=300)
     app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
     async with app.run_test(size=(140, 40)) as pilot:

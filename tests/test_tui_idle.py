@@ -12,7 +12,7 @@ from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.widgets import DataTable
 
-from tests.conftest import PASSPHRASE, SMALL_KDF
+from tests.conftest import FakeClock, PASSPHRASE, SMALL_KDF
 from tui.app import KeywardApp
 from tui.fixtures import T0, sample_vault, settle
 from tui.widgets.accounts_table import AccountsTable
@@ -28,15 +28,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def mostly_still_vault(path: Path, clock: Clock):
+def mostly_still_vault(path: Path, clock: FakeClock):
     """60 accounts whose cells do not change from one second to the next, but for the
     three in TICKING, whose tokens count down."""
     service = sample_vault(path, PASSPHRASE, SMALL_KDF, clock, extra=60)
@@ -59,7 +51,7 @@ def shown(table: AccountsTable) -> list[str]:
 
 
 async def test_an_idle_tick_repaints_only_the_rows_whose_text_changed(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     service = mostly_still_vault(tmp_path / "v.kw", clock)
     app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -94,7 +86,7 @@ async def test_an_idle_tick_repaints_only_the_rows_whose_text_changed(tmp_path: 
 async def test_a_repainted_row_never_shows_an_older_second(tmp_path: Path) -> None:
     """The cursor moving onto and off a row redraws it: from the cells of the last tick,
     not from a line cached before that tick."""
-    clock = Clock()
+    clock = FakeClock()
     service = mostly_still_vault(tmp_path / "v.kw", clock)
     app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -115,7 +107,7 @@ async def test_a_repainted_row_never_shows_an_older_second(tmp_path: Path) -> No
 async def test_lines_are_drawn_as_datatable_draws_them(tmp_path: Path, size: tuple[int, int]) -> None:
     """AccountsTable draws cells and rows itself (DataTable's way costs ~0.2 ms a cell);
     line by line, for every layout, cursor, hover and focus, the segments are the same."""
-    clock = Clock()
+    clock = FakeClock()
     service = sample_vault(tmp_path / "v.kw", PASSPHRASE, SMALL_KDF, clock, extra=40)
     app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
     ours = ("_render_line_in_row", "_render_cell", "_get_row_style")
@@ -154,7 +146,7 @@ async def test_lines_are_drawn_as_datatable_draws_them(tmp_path: Path, size: tup
 async def test_nothing_on_the_idle_dashboard_animates(tmp_path: Path) -> None:
     """A widget with auto_refresh redraws on its own timer, shown or not (a ProgressBar
     without a total: 15 times a second behind display: none)."""
-    clock = Clock()
+    clock = FakeClock()
     service = sample_vault(tmp_path / "v.kw", PASSPHRASE, SMALL_KDF, clock)
     app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -168,7 +160,7 @@ async def test_a_locked_app_animates_only_while_it_derives_the_key(tmp_path: Pat
     exists only while a key is being derived."""
     from textual.widgets import LoadingIndicator
 
-    clock = Clock()
+    clock = FakeClock()
     service = sample_vault(tmp_path / "v.kw", PASSPHRASE, SMALL_KDF, clock)
     service.lock()
     app = KeywardApp(tmp_path / "v.kw", clock=clock, watch=False)
@@ -191,7 +183,7 @@ async def test_a_locked_app_animates_only_while_it_derives_the_key(tmp_path: Pat
 async def test_a_cell_whose_colour_changes_but_not_its_text_is_redrawn(tmp_path: Path) -> None:
     """A key passes 80% of its maximum age (72 of 90 days) in the middle of "72d": the
     text stays, the colour turns yellow.  rich's Text equality ignores the base style."""
-    clock = Clock()
+    clock = FakeClock()
     service = mostly_still_vault(tmp_path / "v.kw", clock)
 
     def ageing(data) -> None:
