@@ -168,8 +168,9 @@ def test_remove_with_a_mistyped_label_is_not_ctrl_c(kiiex: KeywardCLI) -> None:
     assert finish(child) == 130
 
 
-@pytest.mark.parametrize("secret", [False, True])
-def test_a_ctrl_c_landing_before_the_read_cancels_without_waiting_for_enter(monkeypatch, secret: bool) -> None:
+@pytest.mark.parametrize("question", ["plain", "secret", "python api"])
+def test_a_ctrl_c_landing_before_the_read_cancels_without_waiting_for_enter(monkeypatch, tmp_path: Path,
+                                                                            question: str) -> None:
     """input() and getpass write the prompt, then block in read().  A Ctrl-C that lands
     in between, or is taken by another thread, only sets CPython's "signal pending" flag:
     the read went on blocking until Enter (a `remove` under load once hung here for a
@@ -182,15 +183,17 @@ def test_a_ctrl_c_landing_before_the_read_cancels_without_waiting_for_enter(monk
     import signal
     import threading
 
-    from vault.cli import terminal
+    from vault import api
     from vault.cli.context import Context
+    from vault.core import terminal
     from vault.core.errors import Cancelled
 
     master, slave = pty.openpty()
     tty_in = os.fdopen(slave, "r", encoding="utf-8")
     monkeypatch.setattr(sys, "stdin", tty_in)
     monkeypatch.setattr(sys, "stdout", io.StringIO())
-    if secret:  # the secret prompt opens /dev/tty: make that the pty
+    secret = question != "plain"
+    if secret:  # the secret prompts open /dev/tty: make that the pty
         real_open = os.open
         monkeypatch.setattr(os, "open", lambda path, *a, **k: real_open(os.ttyname(slave) if path == "/dev/tty" else path, *a, **k))
         monkeypatch.setattr(Context, "interactive", property(lambda self: True))
@@ -209,8 +212,12 @@ def test_a_ctrl_c_landing_before_the_read_cancels_without_waiting_for_enter(monk
     thread.start()  # before the mask: a new thread inherits it
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        with pytest.raises(Cancelled):
-            ctx.ask("Type the label (kx) to remove it for good: ", secret=secret)
+        if question == "python api":  # a bot's passphrase, asked on its terminal
+            with pytest.raises(KeyboardInterrupt):
+                api._unlock_here(tmp_path / "vault.kw", None)
+        else:
+            with pytest.raises(Cancelled):
+                ctx.ask("Type the label (kx) to remove it for good: ", secret=secret)
     finally:
         returned.set()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

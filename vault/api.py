@@ -26,7 +26,6 @@ attached to requests for the account's own origin (scheme, host and port).
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 import threading
@@ -208,7 +207,9 @@ def _unlock_here(path: Path, passphrase_file: str | None) -> VenueOps:
     if source:
         passphrase = read_passphrase_file(source)
     elif sys.stdin is not None and sys.stdin.isatty():
-        passphrase = getpass.getpass(f"keyward passphrase for {path}: ")
+        from vault.core.terminal import ask_secret  # getpass, without its lost-Ctrl-C race
+
+        passphrase = ask_secret(f"keyward passphrase for {path}: ")
     else:
         raise InputError(
             "no passphrase: there is no terminal to ask on",

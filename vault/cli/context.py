@@ -80,7 +80,7 @@ class Context:
             return False
 
     def _tty_input(self, prompt: str) -> str:
-        from vault.cli.terminal import ask_line
+        from vault.core.terminal import ask_line
 
         if self.stdin.isatty():  # (the prompt goes where the person looks, not into a redirected stdout)
             return ask_line(prompt, self.stdin, self.stdout if self.stdout.isatty() else self.stderr)
@@ -96,7 +96,7 @@ class Context:
             if secret:
                 if not self.interactive:
                     raise NoTerminal("no terminal to ask for a secret on", hint="give it in a file instead")
-                from vault.cli.terminal import ask_secret
+                from vault.core.terminal import ask_secret
 
                 try:
                     return ask_secret(prompt)

@@ -7,6 +7,8 @@ KeyboardInterrupt waits for the next Enter.  Here the wait is a `select()` with 
 timeout, so control returns to the interpreter a few times a second and a pending
 Ctrl-C is raised at once.  Canonical mode is left on: the terminal still does the line
 editing (backspace, Ctrl-U), and the descriptor becomes readable only with a whole line.
+Here in the ground layer (standard library only) because the CLI and the Python API
+both ask: a bot started at a terminal asks for its vault's passphrase too.
 """
 
 from __future__ import annotations
