@@ -5,6 +5,7 @@ core; benchmarks/bench_tui.py measures it)."""
 from __future__ import annotations
 
 import functools
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -45,18 +46,24 @@ def mostly_still_vault(path: Path, clock: FakeClock):
     return service
 
 
+@asynccontextmanager
+async def still_dashboard(tmp_path: Path):
+    """The dashboard of mostly_still_vault, settled: (app, pilot, its table, the clock)."""
+    clock = FakeClock()
+    service = mostly_still_vault(tmp_path / "v.kw", clock)
+    app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        yield app, pilot, app.screen.query_one(AccountsTable), clock
+
+
 def shown(table: AccountsTable) -> list[str]:
     """The table's lines as they are on screen (what its last paint drew)."""
     return [strip.text for strip in table.render_lines(Region(0, 0, table.size.width, table.size.height))]
 
 
 async def test_an_idle_tick_repaints_only_the_rows_whose_text_changed(tmp_path: Path) -> None:
-    clock = FakeClock()
-    service = mostly_still_vault(tmp_path / "v.kw", clock)
-    app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await settle(pilot)
-        table = app.screen.query_one(AccountsTable)
+    async with still_dashboard(tmp_path) as (app, pilot, table, clock):
         ticking = sorted(table.visible_labels.index(label) for label in TICKING)
         assert set(ticking) <= set(table.rows_in_view())
         painted: list[int] = []
@@ -86,12 +93,7 @@ async def test_an_idle_tick_repaints_only_the_rows_whose_text_changed(tmp_path: 
 async def test_a_repainted_row_never_shows_an_older_second(tmp_path: Path) -> None:
     """The cursor moving onto and off a row redraws it: from the cells of the last tick,
     not from a line cached before that tick."""
-    clock = FakeClock()
-    service = mostly_still_vault(tmp_path / "v.kw", clock)
-    app = KeywardApp(service.file.path, service=service, clock=clock, watch=False)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await settle(pilot)
-        table = app.screen.query_one(AccountsTable)
+    async with still_dashboard(tmp_path) as (app, pilot, table, clock):
         row = table.visible_labels.index("acct-0002")
         y = table.header_height + row
         for second, where in ((1, row), (2, 0), (3, row), (4, row + 1), (5, 0)):
