@@ -245,7 +245,7 @@ class Account:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Account:
-        if cls is Account and raw.keys() == _ACCOUNT_KEYS or raw.keys() == _name_set(cls):
+        if raw.keys() == (_ACCOUNT_KEYS if cls is Account else _name_set(cls)):
             # Written by this version: skip __init__'s per-field work (opening 10,000
             # accounts spent most of its time here).
             acct = object.__new__(cls)
