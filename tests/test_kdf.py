@@ -43,3 +43,75 @@ def test_derive_kek_is_argon2id_as_openssl_derives_it(passphrase: str, salt: byt
 def test_parameters_outside_the_bounds_never_reach_the_library() -> None:
     with pytest.raises(UnsafeKdfParameters):
         ff.derive_kek("x", bytes(16), ff.KdfParams(0, 8 * 1024, 1))
+
+
+# --- the KDF started ahead of its caller (vault.core.kdf.derive_ahead) --------------------------
+
+
+@pytest.fixture
+def counted_argon2(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each real Argon2id run, by the name of the thread it ran on."""
+    import threading
+
+    from vault.core import kdf
+
+    runs: list[str] = []
+    real = kdf._argon2id
+
+    def counted(secret: bytes, salt: bytes, params: ff.KdfParams) -> bytes:
+        runs.append(threading.current_thread().name)
+        return real(secret, salt, params)
+
+    monkeypatch.setattr(kdf, "_argon2id", counted)
+    monkeypatch.setattr(kdf, "_pending", None)
+    return runs
+
+
+@pytest.mark.parametrize("passphrase,salt,kdf", CASES)
+def test_a_derivation_started_ahead_is_used_once_and_derives_the_same_key(
+        counted_argon2: list[str], passphrase: str, salt: bytes, kdf: ff.KdfParams) -> None:
+    from argon2.low_level import Type, hash_secret_raw
+
+    expected = hash_secret_raw(passphrase.encode("utf-8"), salt, time_cost=kdf.iterations, memory_cost=kdf.memory_kib,
+                               parallelism=kdf.parallelism, hash_len=32, type=Type.ID, version=19)
+    from vault.core.kdf import derive_ahead
+
+    derive_ahead(passphrase, salt, kdf)
+    assert ff.derive_kek(passphrase, salt, kdf) == expected
+    assert counted_argon2 == ["keyward-kdf"]  # ran once, on its own thread
+    assert ff.derive_kek(passphrase, salt, kdf) == expected  # taken once: the next call derives again
+    assert counted_argon2 == ["keyward-kdf", "MainThread"]
+
+
+@pytest.mark.parametrize("change", ["passphrase", "salt", "cost"])
+def test_a_derivation_ahead_for_other_inputs_is_never_used(counted_argon2: list[str], change: str) -> None:
+    from vault.core.kdf import derive_ahead
+
+    passphrase, salt, kdf = CASES[0]
+    derive_ahead(passphrase, salt, kdf)
+    asked = {"passphrase": ("correct horse battery stapler", salt, kdf),
+             "salt": (passphrase, bytes(16), kdf),
+             "cost": (passphrase, salt, ff.KdfParams(2, 8 * 1024, 1))}[change]
+    from argon2.low_level import Type, hash_secret_raw
+
+    p, s, k = asked
+    expected = hash_secret_raw(p.encode("utf-8"), s, time_cost=k.iterations, memory_cost=k.memory_kib,
+                               parallelism=k.parallelism, hash_len=32, type=Type.ID, version=19)
+    assert ff.derive_kek(*asked) == expected
+    assert counted_argon2.count("MainThread") == 1
+
+
+def test_unlock_ahead_starts_nothing_for_a_file_over_budget_or_unparsable(counted_argon2: list[str]) -> None:
+    from vault.core import kdf
+
+    header, _key, blob = ff.encrypt_new(b"{}", "correct horse battery staple", ff.KdfParams(1, 8 * 1024, 1))
+    counted_argon2.clear()
+    tight = ff.KdfBudget(4 * 1024, 4 * 1024, "test")
+    ff.unlock_ahead(blob, "correct horse battery staple", budget=tight)
+    ff.unlock_ahead(blob[:-1] + bytes([blob[-1] ^ 1]), "correct horse battery staple")  # checksum broken
+    ff.unlock_ahead(b"not a vault", "correct horse battery staple")
+    assert kdf._pending is None and counted_argon2 == []
+    ff.unlock_ahead(blob, "correct horse battery staple")
+    assert kdf._pending is not None
+    assert ff.unlock(blob, "correct horse battery staple")[2] == b"{}"
+    assert counted_argon2 == ["keyward-kdf"]

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TextIO, TypeVar
 
@@ -170,19 +171,25 @@ class Context:
 
     # --- the vault -------------------------------------------------------------------
 
-    def unlock(self) -> VaultService:
-        """The unlocked vault for this command (one KDF run per process at most)."""
+    def unlock(self, *, load: tuple[str, ...] = ()) -> VaultService:
+        """The unlocked vault for this command (one KDF run per process at most).  The
+        KDF starts on a thread of its own as soon as the passphrase is known; the modules
+        that will use the vault (the service, and `load`) are imported while it runs."""
         if self._service is None:
-            from vault.core.service import VaultService
+            from vault.core import fileformat as ff
+            from vault.core.storage import VaultFile
 
             warning = permission_warning(self.vault_path)
             if warning:
                 self.warn(warning)
-            from vault.core.storage import VaultFile
-
-            VaultFile(self.vault_path).read()  # "no vault here" before asking for a passphrase
+            blob = VaultFile(self.vault_path).read()  # "no vault here" before asking for a passphrase
 
             def attempt(passphrase: str) -> VaultService:
+                ff.unlock_ahead(blob, passphrase)
+                for name in ("vault.core.service", *load):
+                    import_module(name)
+                from vault.core.service import VaultService
+
                 service = VaultService.unlock(self.vault_path, passphrase, clock=self.clock)
                 self._offer_kdf_upgrade(service, passphrase)
                 return service
@@ -217,9 +224,10 @@ class Context:
             return False
 
     def _local_ops(self):
+        service = self.unlock(load=("vault.ops.venue_ops",))
         from vault.ops.venue_ops import VenueOps
 
-        return VenueOps(self.unlock())
+        return VenueOps(service)
 
     def _offer_kdf_upgrade(self, service: VaultService, passphrase: str) -> None:
         from vault.core.fileformat import DEFAULT_KDF

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vault.core.model import check_label
 from vault.core.errors import AccountExists, FileUnusable, InputError, InvalidCredential, MalformedInput, NotConfirmed
 from vault.cli.context import Context
 
@@ -145,7 +144,7 @@ def prompt_missing(ctx: Context, venue: str, fields: dict[str, str]) -> dict[str
 
 def build_account(ctx: Context, venue: str, label: str, fields: dict[str, str], env: str | None, base_url: str | None):
     from vault.venues import resolve_base_url
-    from vault.core.model import Account
+    from vault.core.model import Account, check_label
     from vault.venues import get_provider
 
     provider = get_provider(venue)
@@ -155,6 +154,7 @@ def build_account(ctx: Context, venue: str, label: str, fields: dict[str, str], 
 
 
 def cmd_add(ctx: Context) -> int:
+    from vault.core.model import check_label
     from vault.ops.formats import canonical_fields, parse_json
     from vault.venues import get_provider
 
@@ -254,8 +254,6 @@ def cmd_list(ctx: Context) -> int:
 
 
 def cmd_show(ctx: Context) -> int:
-    from vault.ops.views import env_label
-
     a = ctx.args
     if a.copy:
         from vault.ops.clipboard import copy_secret, require_backend
@@ -269,6 +267,8 @@ def cmd_show(ctx: Context) -> int:
     if a.json:
         ctx.out_json(info)
         return 0
+    from vault.ops.views import env_label
+
     ctx.out(f"{info['label']}  ({info['venue']}, {env_label(info['env'], info['base_url'])})  {info['base_url']}")
     for name, value in info["fields"].items():
         if "\n" in value:

@@ -47,7 +47,10 @@ import os
 import struct
 from dataclasses import dataclass, replace
 
-from vault.core.errors import CorruptVault, KdfCostRefused, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase
+from vault.core.errors import (
+    CorruptVault, KdfCostRefused, KeywardError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase,
+)
+from vault.core.kdf import derive_ahead, derive_kek  # (Argon2id itself, and running it early)
 
 MAGIC_VAULT = b"KWVAULT\x00"
 MAGIC_BUNDLE = b"KWBUNDL\x00"
@@ -200,29 +203,6 @@ def hkdf(ikm: bytes, info: bytes) -> bytes:
 
 def _hmac(key: bytes, data: bytes) -> bytes:
     return hmac.new(key, data, hashlib.sha256).digest()
-
-
-def derive_kek(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
-    """The key-encryption key: Argon2id v1.3 (passphrase as UTF-8, salt) -> 32 bytes.
-    Callers holding a file check its KdfBudget first (see `decrypt`).
-
-    Called through argon2-cffi-bindings (the C library argon2-cffi wraps, with its SSE2
-    code on x86-64) rather than argon2-cffi's `hash_secret_raw`: the same call, without
-    importing argon2-cffi's password-hashing layer and `platform`, which every unlock
-    paid for.  tests/test_fileformat.py checks it against argon2-cffi and against
-    OpenSSL's Argon2id (through cryptography), and tests/vectors against stored files."""
-    from _argon2_cffi_bindings import ffi, lib
-
-    kdf.check()
-    secret = passphrase.encode("utf-8")
-    out = ffi.new("uint8_t[]", 32)
-    rc = lib.argon2_hash(kdf.iterations, kdf.memory_kib, kdf.parallelism, secret, len(secret), salt, len(salt),
-                         out, 32, ffi.NULL, 0, lib.Argon2_id, lib.ARGON2_VERSION_13)
-    if rc != lib.ARGON2_OK:  # the parameters passed check(): what is left is memory or threads
-        reason = ffi.string(lib.argon2_error_message(rc)).decode("ascii", "replace")
-        raise KdfCostRefused(f"Argon2id at {kdf.describe()} could not run here: {reason}",
-                             hint="free some memory and retry, or open the vault on a machine with more")
-    return bytes(ffi.buffer(out, 32))
 
 
 def _aead(key: bytes):
@@ -388,6 +368,22 @@ def unlock(
     if read != VERSION:
         header = upgrade(header, kek, data_key)
     return header, data_key, plaintext, read
+
+
+def unlock_ahead(blob: bytes, passphrase: str, *, budget: KdfBudget = VAULT_BUDGET) -> None:
+    """Start the KDF that `unlock(blob, passphrase)` will need on a thread of its own
+    (vault.core.kdf.derive_ahead), then load the ciphers while it runs: a cold command
+    calls this as soon as it has the passphrase, and loads its own code meanwhile.  A file
+    that does not parse, or whose cost is over `budget`, starts nothing: `unlock` reports it."""
+    try:
+        header = parse(blob)
+    except KeywardError:
+        return
+    if not header.kdf.within_bounds() or not budget.allows(header.kdf):
+        return
+    derive_ahead(passphrase, header.salt, header.kdf)
+    from cryptography.exceptions import InvalidTag  # noqa: F401 - cryptography's import is ~10 ms
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401
 
 
 def _decrypt(blob: bytes, passphrase: str, expect_magic: bytes, budget: KdfBudget | None):
