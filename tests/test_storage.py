@@ -72,6 +72,36 @@ def test_every_save_bumps_generation_and_keeps_one_bak(service, vault_path):
     assert leftovers == []
 
 
+def test_a_save_removes_exactly_the_temp_files_a_killed_save_leaves(service, vault_path):
+    """What a save clears before writing: `.vault.kw.<anything>.tmp` (the shell pattern it
+    used to glob), never a file of the user's that merely looks alike."""
+    import fnmatch
+
+    names = [".vault.kw.abc123.tmp", ".vault.kw..tmp", ".vault.kw.x.y.tmp", ".vault.kw.tmp", "vault.kw.abc.tmp",
+             ".vault.kw.abc.tmpx", ".vault.kwx.abc.tmp", "notes.tmp", ".other.kw.abc.tmp"]
+    for name in names:
+        (vault_path.parent / name).write_text("x")
+    service.add_account(acct("after-a-crash"))
+    left = sorted(p.name for p in vault_path.parent.iterdir() if p.name in names)
+    assert left == sorted(n for n in names if not fnmatch.fnmatch(n, ".vault.kw.*.tmp"))
+    assert ".vault.kw.abc123.tmp" not in left and ".vault.kw.tmp" in left
+
+
+def test_a_saves_temp_file_is_created_private_and_never_through_a_planted_link(tmp_path, monkeypatch):
+    from vault.core import storage
+
+    target = tmp_path / "vault.kw"
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"untouched")
+    planted = iter([bytes.fromhex("aaaaaaaaaaaa"), bytes.fromhex("bbbbbbbbbbbb")])
+    (tmp_path / ".vault.kw.aaaaaaaaaaaa.tmp").symlink_to(victim)  # the first name drawn is taken
+    monkeypatch.setattr(storage.os, "urandom", lambda n: next(planted))
+    storage.write_private(target, b"new bytes")
+    assert victim.read_bytes() == b"untouched"
+    assert target.read_bytes() == b"new bytes" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert not (tmp_path / ".vault.kw.bbbbbbbbbbbb.tmp").exists()
+
+
 def test_failed_change_is_rolled_back(service, vault_path):
     service.add_account(acct("a"))
     before = vault_path.read_bytes()

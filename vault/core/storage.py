@@ -27,6 +27,7 @@ VAULT_FILENAME = "vault.kw"
 # Far above any real vault (1,000 accounts and 10,000 audit entries are a few MB), far
 # below what would hurt: a larger file is refused before it is read into memory.
 MAX_VAULT_BYTES = 256 * 1024 * 1024
+TEMP_SUFFIX = ".tmp"  # a save's temporary file: `.NAME.<random>.tmp` beside NAME
 
 # What a save can meet on a real file system, each with what to do about it.
 _SAVE_ERRORS = {
@@ -94,10 +95,8 @@ def write_private(path: Path, data: bytes, *, before_replace=None, durable: bool
     bytes are durable and just before the rename (the vault keeps its `.bak` there).
     `durable=False`: atomic but neither fsync (for a record that may lag after a crash).
     """
-    import tempfile  # (with shutil, 4 ms that commands which only read never need)
-
     directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    fd, tmp = _create_temp_beside(path)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -116,6 +115,20 @@ def write_private(path: Path, data: bytes, *, before_replace=None, durable: bool
         raise
     if durable:
         fsync_dir(directory)
+
+
+def _create_temp_beside(path: Path) -> tuple[int, str]:
+    """A new, empty 0600 file `.NAME.<random>.tmp` beside `path`, as tempfile.mkstemp makes
+    it (O_EXCL and O_NOFOLLOW: a name that exists, or a symlink planted there, is never
+    opened), without importing tempfile, random and shutil on every save (~3 ms)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path.parent))
 
 
 def fsync_dir(directory: Path) -> None:
@@ -281,9 +294,14 @@ class VaultFile:
 
     def _remove_stale_temps(self) -> None:
         # Under the lock no other writer exists, so any temp file is from a killed save.
-        for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+        # (a scan, not Path.glob, which compiles a regular expression for every save)
+        prefix = f".{self.path.name}."
+        with os.scandir(self.path.parent) as entries:
+            leftovers = [e.path for e in entries if e.name.startswith(prefix) and e.name.endswith(TEMP_SUFFIX)
+                         and len(e.name) >= len(prefix) + len(TEMP_SUFFIX)]
+        for leftover in leftovers:
             try:
-                leftover.unlink()
+                os.unlink(leftover)
             except FileNotFoundError:
                 pass
 
