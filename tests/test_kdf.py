@@ -101,14 +101,16 @@ def test_a_derivation_ahead_for_other_inputs_is_never_used(counted_argon2: list[
     assert counted_argon2.count("MainThread") == 1
 
 
-def test_unlock_ahead_starts_nothing_for_a_file_over_budget_or_unparsable(counted_argon2: list[str]) -> None:
+def test_unlock_ahead_starts_nothing_for_a_cost_over_budget_or_out_of_bounds_or_unknown(counted_argon2: list[str]) -> None:
     from vault.core import kdf
 
     header, _key, blob = ff.encrypt_new(b"{}", "correct horse battery staple", ff.KdfParams(1, 8 * 1024, 1))
     counted_argon2.clear()
     tight = ff.KdfBudget(4 * 1024, 4 * 1024, "test")
     ff.unlock_ahead(blob, "correct horse battery staple", budget=tight)
-    ff.unlock_ahead(blob[:-1] + bytes([blob[-1] ^ 1]), "correct horse battery staple")  # checksum broken
+    ff.unlock_ahead(blob[:8] + b"\x09" + blob[9:], "correct horse battery staple")  # a version it cannot read
+    ff.unlock_ahead(blob[:9] + b"\x07" + blob[10:], "correct horse battery staple")  # an unknown KDF
+    ff.unlock_ahead(blob[:10] + (1 << 20).to_bytes(4, "big") + blob[14:], "correct horse battery staple")  # t too high
     ff.unlock_ahead(b"not a vault", "correct horse battery staple")
     assert kdf._pending is None and counted_argon2 == []
     ff.unlock_ahead(blob, "correct horse battery staple")

@@ -7,10 +7,10 @@ rewriting every later one, which needs the data key anyway) breaks the chain.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict
 
+from vault.core.digest import sha256
 from vault.core.model import AuditEntry, VaultData
 
 GENESIS = "0" * 64
@@ -29,7 +29,7 @@ ANCHOR = "anchor"
 def _digest(entry: AuditEntry) -> str:
     body = asdict(entry)
     body.pop("digest")
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hex()
 
 
 def append(data: VaultData, at: float, action: str, account: str | None, outcome: str = "ok", detail: str = "") -> AuditEntry:

@@ -41,8 +41,6 @@ passphrase-derived keys (AES-GCM does not commit to its key) opens under at most
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import struct
 from dataclasses import dataclass, replace
@@ -197,12 +195,17 @@ class Header:
 def hkdf(ikm: bytes, info: bytes) -> bytes:
     """HKDF-SHA256 (RFC 5869) with no salt and 32 bytes of output: one HMAC to extract,
     one to expand."""
-    prk = hmac.new(b"\x00" * 32, ikm, hashlib.sha256).digest()
-    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+    from vault.core.digest import hmac_sha256
+
+    return hmac_sha256(hmac_sha256(b"\x00" * 32, ikm), info + b"\x01")
 
 
 def _hmac(key: bytes, data: bytes) -> bytes:
-    return hmac.new(key, data, hashlib.sha256).digest()
+    # (vault.core.digest, and with it cryptography, is imported where first used: a cold
+    # command loads cryptography while the KDF runs, see `unlock_ahead`)
+    from vault.core.digest import hmac_sha256
+
+    return hmac_sha256(key, data)
 
 
 def _aead(key: bytes):
@@ -236,13 +239,15 @@ def _wrong_passphrase() -> WrongPassphrase:
 def unwrap_key(header: Header, kek: bytes) -> bytes:
     from cryptography.exceptions import InvalidTag
 
+    from vault.core.digest import equal
+
     wrong = _wrong_passphrase()
     if header.version == 1:
         try:
             return _aead(kek).decrypt(header.wrap_nonce, header.wrapped_key, header.wrap_aad())
         except InvalidTag:
             raise wrong from None
-    if not hmac.compare_digest(_commitment(kek, header), header.commitment):
+    if not equal(_commitment(kek, header), header.commitment):
         raise wrong
     try:
         return _aead(hkdf(kek, INFO_WRAP)).decrypt(header.wrap_nonce, header.wrapped_key, header.wrap_aad())
@@ -265,7 +270,9 @@ def seal(header: Header, data_key: bytes, plaintext: bytes, generation: int) -> 
         head += _hmac(hkdf(data_key, INFO_MAC), head)
         key = hkdf(data_key, INFO_PAYLOAD)
     body = head + _aead(key).encrypt(h.payload_nonce, plaintext, head)
-    return body + hashlib.sha256(body).digest()
+    from vault.core.digest import sha256
+
+    return body + sha256(body)
 
 
 def parse(blob: bytes, *, expect_magic: bytes = MAGIC_VAULT) -> Header:
@@ -287,16 +294,15 @@ def parse(blob: bytes, *, expect_magic: bytes = MAGIC_VAULT) -> Header:
         raise CorruptVault(f"this file is {kind}, not what was expected", hint="use `keyward import` for bundles")
     if len(blob) < min_file_len(version):
         raise CorruptVault("the vault file is truncated", hint="restore it from the .bak file beside it")
-    if not hmac.compare_digest(hashlib.sha256(blob[:-CHECKSUM_LEN]).digest(), blob[-CHECKSUM_LEN:]):
+    from vault.core.digest import equal, sha256
+
+    if not equal(sha256(blob[:-CHECKSUM_LEN]), blob[-CHECKSUM_LEN:]):
         raise CorruptVault("the vault file is damaged (checksum mismatch)", hint="restore it from the .bak file beside it")
     return parse_header(blob)
 
 
 def parse_header(blob: bytes) -> Header:
-    magic, version, kdf_id, t, m, p, salt = _COST.unpack_from(blob, 0)
-    if kdf_id != KDF_ARGON2ID:
-        raise CorruptVault(f"unknown key-derivation function id {kdf_id}", hint="restore the .bak file")
-    kdf = KdfParams(t, m, p)
+    magic, version, kdf, salt = _read_cost(blob)
     kdf.check()
     off = _COST.size
     commitment = b""
@@ -306,6 +312,14 @@ def parse_header(blob: bytes) -> Header:
     wrapped, off = blob[off : off + _WRAPPED_LEN], off + _WRAPPED_LEN
     generation, payload_nonce = _GEN.unpack_from(blob, off)
     return Header(magic, kdf, salt, wrap_nonce, wrapped, generation, payload_nonce, version, commitment)
+
+
+def _read_cost(blob: bytes) -> tuple[bytes, int, KdfParams, bytes]:
+    """Magic, version, KDF cost and salt: the first 38 bytes, alike in both versions."""
+    magic, version, kdf_id, t, m, p, salt = _COST.unpack_from(blob, 0)
+    if kdf_id != KDF_ARGON2ID:
+        raise CorruptVault(f"unknown key-derivation function id {kdf_id}", hint="restore the .bak file")
+    return magic, version, KdfParams(t, m, p), salt
 
 
 def peek_generation(blob_head: bytes) -> int | None:
@@ -324,6 +338,8 @@ def open_payload(blob: bytes, header: Header, data_key: bytes) -> bytes:
     header MAC is checked first, so no header byte is trusted unauthenticated."""
     from cryptography.exceptions import InvalidTag
 
+    from vault.core.digest import equal
+
     n = header.length
     failed = CorruptVault(
         "the vault payload failed authentication (tampered with, or sealed with another key)",
@@ -332,7 +348,7 @@ def open_payload(blob: bytes, header: Header, data_key: bytes) -> bytes:
     if header.version == 1:
         key = data_key
     else:
-        if not hmac.compare_digest(_hmac(hkdf(data_key, INFO_MAC), blob[: n - _MAC_LEN]), blob[n - _MAC_LEN : n]):
+        if not equal(_hmac(hkdf(data_key, INFO_MAC), blob[: n - _MAC_LEN]), blob[n - _MAC_LEN : n]):
             raise failed
         key = hkdf(data_key, INFO_PAYLOAD)
     try:
@@ -373,15 +389,21 @@ def unlock(
 def unlock_ahead(blob: bytes, passphrase: str, *, budget: KdfBudget = VAULT_BUDGET) -> None:
     """Start the KDF that `unlock(blob, passphrase)` will need on a thread of its own
     (vault.core.kdf.derive_ahead), then load the ciphers while it runs: a cold command
-    calls this as soon as it has the passphrase, and loads its own code meanwhile.  A file
-    that does not parse, or whose cost is over `budget`, starts nothing: `unlock` reports it."""
+    calls this as soon as it has the passphrase, and loads its own code meanwhile.
+
+    Only the cost and salt are read here (the checksum needs SHA-256, which is among what
+    loads meanwhile).  A vault of an unknown version or KDF, or a cost out of bounds or
+    over `budget`, starts nothing; whatever else is wrong with the file, `unlock` reports
+    before it would use the key."""
+    if len(blob) < _COST.size or blob[:8] != MAGIC_VAULT or blob[8] not in READ_VERSIONS:
+        return
     try:
-        header = parse(blob)
+        _magic, _version, kdf, salt = _read_cost(blob)
     except KeywardError:
         return
-    if not header.kdf.within_bounds() or not budget.allows(header.kdf):
+    if not kdf.within_bounds() or not budget.allows(kdf):
         return
-    derive_ahead(passphrase, header.salt, header.kdf)
+    derive_ahead(passphrase, salt, kdf)
     from cryptography.exceptions import InvalidTag  # noqa: F401 - cryptography's import is ~10 ms
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401
 

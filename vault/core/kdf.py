@@ -10,7 +10,6 @@ the same passphrase, salt and cost; anything else derives afresh, as it always d
 
 from __future__ import annotations
 
-import hmac
 import threading
 
 from vault.core.errors import KdfCostRefused
@@ -77,7 +76,9 @@ class _Ahead:
             self.kek = None
 
     def matches(self, secret: bytes, salt: bytes, kdf: KdfParams) -> bool:
-        return self.salt == salt and self.kdf == kdf and hmac.compare_digest(self.secret, secret)
+        from vault.core.digest import equal
+
+        return self.salt == salt and self.kdf == kdf and equal(self.secret, secret)
 
 
 _lock = threading.Lock()

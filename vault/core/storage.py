@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import stat
@@ -346,7 +345,9 @@ class SeenStore:
 
     def __init__(self, vault_path: Path) -> None:
         self.vault = os.path.realpath(Path(vault_path).expanduser())
-        digest = hashlib.sha256(self.vault.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        from vault.core.digest import sha256
+
+        digest = sha256(self.vault.encode("utf-8", "surrogateescape")).hex()[:32]
         self.path = state_dir() / "seen" / f"{digest}.json"
 
     def get(self) -> dict[str, Any] | None:

@@ -21,10 +21,9 @@ printed headers are a credential; and Kiiex's own page documents only the sessio
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import TYPE_CHECKING, Any, Mapping
 
+from vault.core.digest import hmac_sha256
 from vault.core.errors import AccountLockedOut, AuthRejected, InputError, InvalidCredential, SecondFactorRequired, VenueError
 from vault.net.http import Sender, generic_error, header_rate_limit, json_body
 from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields, setting
@@ -45,7 +44,7 @@ _APEX_CODES = {20: "Not Authorized", 100: "Invalid Response", 101: "Operation Fa
 
 def signature(api_secret: str, nonce: str, user_id: str, api_key: str) -> str:
     """The AuthenticateUser signature: 64 lowercase hex characters."""
-    return hmac.new(api_secret.encode(), (nonce + user_id + api_key).encode(), hashlib.sha256).hexdigest()
+    return hmac_sha256(api_secret.encode(), (nonce + user_id + api_key).encode()).hex()
 
 
 AUTH_MODES = ("session", "signed")
