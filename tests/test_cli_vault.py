@@ -316,6 +316,32 @@ def test_the_command_table_names_every_command_of_every_group():
         assert len(subparsers(build_parser(argv))) == len(whole)
 
 
+@pytest.mark.parametrize("columns", ["37", "80", "131", "", "wide"])
+def test_help_is_laid_out_exactly_as_argparse_lays_it_out(monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    """vault.cli.parser asks the terminal's width once instead of argparse asking shutil
+    for every argument: every command's help must come out byte for byte as argparse's
+    own formatter (which asks shutil) lays it out, at any $COLUMNS (unset and invalid too)."""
+    import argparse
+    import shutil
+
+    from vault.cli import parser as kparser
+    from vault.cli.main import build_parser
+
+    if columns:
+        monkeypatch.setenv("COLUMNS", columns)
+    else:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(kparser, "_COLUMNS", [])
+    assert kparser.terminal_columns() == shutil.get_terminal_size().columns
+    parser = build_parser()
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for sub in [parser, *dict.fromkeys(action.choices.values())]:
+        ours = sub.format_help()
+        raw = issubclass(sub.formatter_class, argparse.RawDescriptionHelpFormatter)
+        sub.formatter_class = argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter
+        assert ours == sub.format_help(), sub.prog
+
+
 def spawn_tty(*args: str) -> pexpect.spawn:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
     return pexpect.spawn(sys.executable, ["-m", "vault", *args], env=env, encoding="utf-8", timeout=30)

@@ -15,16 +15,17 @@ import time
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TextIO, TypeVar
-
 from vault.core.errors import Cancelled, KeywardError, NoTerminal, NotConfirmed, WeakPassphrase, WrongPassphrase
 from vault.core.passphrase_file import read_passphrase_file
 from vault.core.storage import default_vault_path, permission_warning
 
+TYPE_CHECKING = False  # (typing is not imported at run time: it loads with the rest while the KDF runs)
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Callable, TextIO, TypeVar
+
     from vault.core.service import VaultService
 
-T = TypeVar("T")
+    T = TypeVar("T")
 PASSPHRASE_TRIES = 3  # a mistyped passphrase is asked again, as ssh-add and gpg do
 
 

@@ -13,6 +13,7 @@ import os
 import sys
 from importlib import import_module
 
+from vault.cli.parser import Parser
 from vault.core.errors import KeywardError
 
 # Each command group's module, with the commands it registers.  A run of one command
@@ -159,7 +160,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The whole parser; given the command line, only the part that can parse it
     (`command_group`): the same subparser either way, so usage and errors are alike."""
     only = command_group(argv) if argv is not None else None
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="keyward",
         description="An encrypted vault and dashboard for exchange API credentials.",
         epilog="With no command, opens the dashboard.  `keyward COMMAND --help` explains each command; "

@@ -18,6 +18,7 @@ from vault.core.errors import AccountNotFound, InputError, KeywardError, UsageEr
 from vault.core.model import Credentials, Health, iso
 from vault.cli import render
 from vault.cli.context import Context
+from vault.cli.parser import RawDescriptionHelpFormatter
 
 EXEC_EPILOG = """\
 CMD gets these variables (and nothing is left in keyward's memory: it is replaced by CMD):
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "exec",
         help="run a command with the account's token and headers in its environment",
         epilog=EXEC_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
         usage="keyward exec LABEL -- CMD [ARGS...]",
     )
     p.add_argument("label")

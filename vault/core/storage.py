@@ -18,9 +18,11 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
-
 from vault.core.errors import UnsafeVaultPath, VaultBusy, VaultError, VaultNotFound, VaultSaveFailed
+
+TYPE_CHECKING = False  # (typing is not imported at run time: a cold command loads it later, see vault.core.kdf)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Iterator
 
 VAULT_FILENAME = "vault.kw"
 # Far above any real vault (1,000 accounts and 10,000 audit entries are a few MB), far
