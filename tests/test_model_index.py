@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from vault.core.model import Account, VaultData
 
 
@@ -37,3 +40,17 @@ def test_find_agrees_with_a_scan_through_every_kind_of_change() -> None:
             data.accounts = [a for a in accounts if rng.random() < 0.8]
         elif change == 5 and accounts:
             rng.shuffle(accounts)
+
+
+@given(st.one_of(st.floats(min_value=-1e10, max_value=2e10), st.integers(min_value=-10**10, max_value=2 * 10**10),
+                 st.sampled_from([0, -0.5, 1.7, 0.999999, 7258118399.999, 253402300799])))
+def test_iso_is_what_datetime_prints(ts: float) -> None:
+    """model.iso formats with time.gmtime: it must print what datetime prints for the
+    whole second (fractions are cut, before 1970 too)."""
+    import math
+    from datetime import datetime, timezone
+
+    from vault.core.model import iso
+
+    assert iso(ts) == datetime.fromtimestamp(math.floor(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert iso(None) is None

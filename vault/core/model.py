@@ -8,8 +8,8 @@ the venue's decision (see vault.venues), never guessed here.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
 from typing import Any
 
 from vault.core.errors import InputError
@@ -18,12 +18,16 @@ SCHEMA_VERSION = 1
 
 
 def iso(ts: float | None) -> str | None:
+    """UTC, cut to the whole second: "2026-12-07T20:21:05Z".  (time.gmtime, not datetime:
+    a third of the cost, and `list --json` prints two per account.)"""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def parse_iso(text: str) -> float:
+    from datetime import datetime
+
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
