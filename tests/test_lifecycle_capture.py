@@ -368,6 +368,20 @@ def test_a_paste_with_empty_lines_inside_is_read_whole(vault, sb):
     assert_no_secrets(secret_values("powertrade", issued), child.before)
 
 
+def test_a_paste_is_held_to_its_limit_once_not_twice(vault):
+    """The paste limit (vault.core.inputs.MAX_INPUT_BYTES, 1 MiB) counts each byte once:
+    600 KB of pasted page text is read and then judged as credentials (each byte was
+    counted twice, so a paste over half the limit was refused as too large)."""
+    child = _spawn_capture(vault, "hypersolutions", "h")
+    child.expect("input is hidden")
+    child.send(("page text " * 9 + "\r") * 6_000)  # 600,000 bytes in 100-byte lines
+    time.sleep(0.5)
+    child.sendeof()
+    found = child.expect([r"read 6000 lines, not shown", "too large", pexpect.EOF])
+    child.terminate(force=True)
+    assert found == 0, child.before[-300:]
+
+
 def test_an_open_pem_keeps_the_paste_going_and_says_so(vault, sb):
     """Enter on an empty line in the middle of a PEM (typed, or a paste in two goes) is not
     the end: keyward says what is missing and waits for the rest."""

@@ -172,12 +172,8 @@ def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> st
             termios.tcsetattr(fd, termios.TCSAFLUSH, new)
             say(prompt)
             pasted = 0
-            pasted = 0
             while True:
                 chunk = os.read(fd, 65536)  # canonical mode: one line per read
-                pasted += len(chunk)
-                if pasted > MAX_INPUT_BYTES:
-                    raise too_large("the paste")
                 pasted += len(chunk)
                 if pasted > MAX_INPUT_BYTES:
                     raise too_large("the paste")
