@@ -342,6 +342,27 @@ def test_help_is_laid_out_exactly_as_argparse_lays_it_out(monkeypatch: pytest.Mo
         assert ours == sub.format_help(), sub.prog
 
 
+def test_only_commands_that_end_by_themselves_run_without_the_cyclic_collector(monkeypatch) -> None:
+    """vault.cli.main turns Python's cyclic collector off for a command that runs to its
+    end, never for one that stays up (the dashboard, also what no command opens; the
+    sandbox; the monitor), and gives it back to a process that called main and goes on."""
+    import gc
+
+    from vault.cli import main as cli
+
+    for argv in ([], ["dashboard"], ["demo"], ["sandbox"], ["monitor"], ["--vault", "x.kw", "monitor"], ["--version"]):
+        assert not cli.runs_to_its_end(argv), argv
+    for argv in (["list", "--json"], ["--vault=x.kw", "show", "desk"], ["token", "desk"], ["check"], ["unlock"],
+                 ["lock"], ["export", "desk"], ["restore", "x"]):
+        assert cli.runs_to_its_end(argv), argv
+    seen = []
+    monkeypatch.setattr(cli, "_run", lambda argv: seen.append(gc.isenabled()) or 0)
+    assert gc.isenabled()
+    cli.main(["list"])
+    cli.main(["sandbox"])
+    assert seen == [False, True] and gc.isenabled()
+
+
 def spawn_tty(*args: str) -> pexpect.spawn:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
     return pexpect.spawn(sys.executable, ["-m", "vault", *args], env=env, encoding="utf-8", timeout=30)
