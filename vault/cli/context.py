@@ -8,7 +8,6 @@ from a file: never from argv or an environment variable's value.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -64,9 +63,12 @@ class Context:
     def out_json(self, obj: object) -> None:
         """`--json` output: indented, stable keys, written at once.  (json.dump writes
         each token on its own: 68,000 writes for 1,000 accounts, each a system call when
-        stdout is unbuffered, as under PYTHONUNBUFFERED.)  JSON escapes every control
-        character itself, so it needs no `printable`."""
-        self.stdout.write(json.dumps(obj, indent=2) + "\n")
+        stdout is unbuffered, as under PYTHONUNBUFFERED.)  The text is json.dumps(obj,
+        indent=2)'s, made mostly by json's C encoder (vault.core.json_text).  JSON escapes
+        every control character itself, so it needs no `printable`."""
+        from vault.core.json_text import dumps_indented
+
+        self.stdout.write(dumps_indented(obj) + "\n")
 
     def warn(self, text: str) -> None:
         from vault.core.text import printable
