@@ -135,7 +135,7 @@ def _flat(obj) -> dict[str, Any] | None:
     return {name: getattr(obj, name) for name in _names(type(obj))}
 
 
-@dataclass
+@dataclass(repr=False)  # (its own __repr__ below)
 class Token:
     """A minted JWT, a login's bearer token or a session: what a request carries."""
 
@@ -196,7 +196,7 @@ class Health:
         self.skew_s = bounded(self.skew_s, -MAX_SKEW_S, MAX_SKEW_S)
 
 
-@dataclass
+@dataclass(repr=False)  # (its own __repr__ below)
 class Generation:
     """A retired credential set, kept so that a failed rotation can roll back."""
 
@@ -214,7 +214,7 @@ class Generation:
         return f"Generation(created_at={iso(self.created_at)!r}, retired_at={iso(self.retired_at)!r})"
 
 
-@dataclass
+@dataclass(repr=False)  # (its own __repr__ below)
 class Account:
     label: str
     venue: str
@@ -368,7 +368,7 @@ class VaultData:
         return accounts[i]
 
 
-@dataclass
+@dataclass(repr=False)  # (its own __repr__ below)
 class Credentials:
     """What a script receives for one account: the live token and the headers a request
     needs now.  Built by vault.ops.venue_ops locally or returned by the unlock agent, so it must

@@ -6,11 +6,26 @@ from __future__ import annotations
 from importlib import import_module
 
 from vault.core.errors import InputError, UnknownVenue
-from vault.venues.base import FieldSpec, Provider, normalize_fields, secret_names
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from vault.venues.base import FieldSpec, Provider, normalize_fields, secret_names
 
 VENUES = ("powertrade", "tradeready", "hypersolutions", "kiiex")
 
 __all__ = ["VENUES", "FieldSpec", "Provider", "get_provider", "normalize_fields", "resolve_base_url", "secret_names"]
+_FROM_BASE = frozenset(("FieldSpec", "Provider", "normalize_fields", "secret_names"))
+
+
+def __getattr__(name: str) -> object:
+    # vault.venues.base (with typing and two dataclasses) loads when first asked for, not
+    # with the package: every command's --help names the venues, and a cold command
+    # builds its parser before it starts the KDF (vault.core.kdf).
+    if name in _FROM_BASE:
+        from vault.venues import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _LOADED: dict[str, Provider] = {}  # venue name as given -> its provider (views ask once per account)
