@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 
 import pexpect
@@ -361,6 +362,19 @@ def test_only_commands_that_end_by_themselves_run_without_the_cyclic_collector(m
     cli.main(["list"])
     cli.main(["sandbox"])
     assert seen == [False, True] and gc.isenabled()
+
+
+def test_the_program_ends_a_one_shot_command_with_everything_frozen_and_its_exit_code(tmp_path) -> None:
+    """vault.cli.main.run (the console script, `python -m vault`) freezes what is alive
+    before exiting, so shutdown does not collect it, and still exits with the command's
+    code; a process that calls main() itself keeps its collector as it was."""
+    probe = ("import atexit, gc, sys; atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, gc.isenabled()));"
+             "from vault.cli.main import run; sys.argv = ['keyward', *sys.argv[1:]]; run()")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {"PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", probe, "--vault", str(tmp_path / "none.kw"), "list"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 11 and "no vault at" in done.stderr
+    assert done.stdout.strip() == "frozen True True"
 
 
 def spawn_tty(*args: str) -> pexpect.spawn:

@@ -1,5 +1,3 @@
-import sys
+from vault.cli.main import run
 
-from vault.cli.main import main
-
-sys.exit(main())
+run()

@@ -212,6 +212,19 @@ def main(argv: list[str] | None = None) -> int:
             gc.enable()
 
 
+def run() -> None:
+    """`keyward` (the console script) and `python -m vault`: main, then the process ends."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if runs_to_its_end(argv):
+        # Shutting down, Python collects cyclic garbage across everything still alive, to
+        # free memory that the exit frees anyway: 15 ms of a cold `show`, 30 ms of `list
+        # --json` at 1,000 accounts.  gc.freeze() puts it all out of the collector's
+        # sight; atexit handlers still run and stdout and stderr are still flushed.
+        gc.freeze()
+    sys.exit(code)
+
+
 def _run(argv: list[str]) -> int:
     # `token`/`headers` with an unlock agent running: answered before the CLI loads
     # (vault.cli.fast), so a script's call costs little more than interpreter start-up.
