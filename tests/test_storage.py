@@ -447,3 +447,18 @@ def test_a_save_refused_by_the_file_system_is_typed_and_changes_nothing(service,
     assert {p.name: p.read_bytes() for p in vault_path.parent.iterdir()} == before  # no temp file left either
     assert [a.label for a in service.accounts] == ["a"]
     assert [a.label for a in VaultService.unlock(vault_path, PASSPHRASE).accounts] == ["a"]
+
+
+def test_an_unlock_checksums_the_file_once(service, vault_path, monkeypatch):
+    """The checksum is SHA-256 over the whole file: at 10,000 accounts a second pass was
+    10 ms.  Choosing the KDF budget reads only the cost (fileformat.peek_cost)."""
+    from vault.core import digest
+
+    for i in range(50):
+        service.add_account(acct(f"a{i}"))
+    size = vault_path.stat().st_size
+    passes = []
+    real = digest.sha256
+    monkeypatch.setattr(digest, "sha256", lambda data: passes.append(len(data)) or real(data))
+    VaultService.unlock(vault_path, PASSPHRASE)
+    assert [n for n in passes if n >= size - 32] == [size - 32]

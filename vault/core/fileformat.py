@@ -322,6 +322,19 @@ def _read_cost(blob: bytes) -> tuple[bytes, int, KdfParams, bytes]:
     return magic, version, KdfParams(t, m, p), salt
 
 
+def peek_cost(blob_head: bytes) -> tuple[KdfParams, bytes] | None:
+    """The KDF cost and salt from a vault file's first bytes, unchecked (no checksum, no
+    bounds): None if they are not a readable vault's.  For choosing a budget and for
+    starting the KDF early; `parse` checks everything before a key is used."""
+    if len(blob_head) < _COST.size or blob_head[:8] != MAGIC_VAULT or blob_head[8] not in READ_VERSIONS:
+        return None
+    try:
+        _magic, _version, kdf, salt = _read_cost(blob_head)
+    except KeywardError:
+        return None
+    return kdf, salt
+
+
 def peek_generation(blob_head: bytes) -> int | None:
     """The generation counter from a file's first bytes, unauthenticated: a hint that
     someone else saved, confirmed later by decrypting."""
@@ -395,15 +408,10 @@ def unlock_ahead(blob: bytes, passphrase: str, *, budget: KdfBudget = VAULT_BUDG
     loads meanwhile).  A vault of an unknown version or KDF, or a cost out of bounds or
     over `budget`, starts nothing; whatever else is wrong with the file, `unlock` reports
     before it would use the key."""
-    if len(blob) < _COST.size or blob[:8] != MAGIC_VAULT or blob[8] not in READ_VERSIONS:
+    cost = peek_cost(blob)
+    if cost is None or not cost[0].within_bounds() or not budget.allows(cost[0]):
         return
-    try:
-        _magic, _version, kdf, salt = _read_cost(blob)
-    except KeywardError:
-        return
-    if not kdf.within_bounds() or not budget.allows(kdf):
-        return
-    derive_ahead(passphrase, salt, kdf)
+    derive_ahead(passphrase, cost[1], cost[0])
     from cryptography.exceptions import InvalidTag  # noqa: F401 - cryptography's import is ~10 ms
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: F401
 

@@ -162,12 +162,11 @@ class VaultService:
         allow = allow_kdf_cost or os.environ.get(ALLOW_KDF_COST_ENV) == "1"
         budget = None if allow else ff.VAULT_BUDGET
         if budget is not None:
-            try:
-                head = ff.parse(blob)
-                if seen.accepted_kdf() == _kdf_tuple(head.kdf):
-                    budget = None  # this user accepted this cost for this vault before
-            except KeywardError:
-                pass  # ff.unlock reports it
+            # (the cost unchecked, as the first bytes say it: ff.unlock checks the file,
+            # and the checksum over all of it is computed there, once)
+            cost = ff.peek_cost(blob)
+            if cost is not None and seen.accepted_kdf() == _kdf_tuple(cost[0]):
+                budget = None  # this user accepted this cost for this vault before
         header, key, plaintext, read_version = ff.unlock(blob, passphrase, budget=budget)
         for _ in range(READ_RACE_TRIES):
             try:
