@@ -41,7 +41,7 @@ def account(i: int) -> dict:
     }
 
 
-@settings(max_examples=400)
+@settings(max_examples=200)
 @given(VALUES)
 def test_any_json_value_is_written_as_json_writes_it(value: object) -> None:
     assert dumps_indented(value) == json.dumps(value, indent=2)
@@ -63,6 +63,7 @@ ROWS = st.lists(TEXT, min_size=1, max_size=6, unique=True).flatmap(
                           min_size=2, max_size=6))
 
 
+@settings(max_examples=50)
 @given(ROWS)
 def test_rows_of_a_table(rows: list[dict]) -> None:
     """Dicts with the same keys in the same order (the rows of `list --json`), whose
