@@ -117,3 +117,47 @@ def test_unlock_ahead_starts_nothing_for_a_cost_over_budget_or_out_of_bounds_or_
     assert kdf._pending is not None
     assert ff.unlock(blob, "correct horse battery staple")[2] == b"{}"
     assert counted_argon2 == ["keyward-kdf"]
+
+
+def test_ctrl_c_during_the_kdf_ends_the_command_at_once(tmp_path) -> None:
+    """Argon2id runs in C and looks at no signal: run on the main thread, a Ctrl-C waited
+    for the whole derivation.  Run ahead on its own thread, the main thread waits in a
+    join that a signal interrupts.  A vault file whose header asks for 12 GiB-passes
+    (about 10 s here, within the vault budget) is interrupted half a second in."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import hashlib
+
+    from vault.core.service import VaultService
+
+    from .conftest import PASSPHRASE, REPO, SMALL_KDF
+
+    path = tmp_path / "vault.kw"
+    VaultService.create(path, PASSPHRASE, SMALL_KDF).lock()
+    blob = bytearray(path.read_bytes())
+    blob[10:22] = b"".join(n.to_bytes(4, "big") for n in (24, 512 * 1024, 1))  # t, m (KiB), p
+    blob[-32:] = hashlib.sha256(bytes(blob[:-32])).digest()  # the checksum is no seal: anyone can recompute it
+    path.write_bytes(bytes(blob))
+    assert ff.parse(bytes(blob)).kdf == ff.KdfParams(24, 512 * 1024, 1)
+    passfile = tmp_path / "pass"
+    passfile.write_text(PASSPHRASE + "\n")
+    passfile.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {
+        "PYTHONPATH": str(REPO), "XDG_STATE_HOME": str(tmp_path / "state")}
+    child = subprocess.Popen([sys.executable, "-m", "vault", "--vault", str(path), "--passphrase-file", str(passfile),
+                              "list"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    try:
+        _out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    waited = time.monotonic() - signalled
+    assert child.returncode == 130 and "interrupted; nothing was changed" in err
+    assert waited < 3.0, f"the command ended {waited:.1f} s after Ctrl-C: it waited for the KDF"
