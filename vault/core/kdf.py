@@ -22,10 +22,18 @@ if TYPE_CHECKING:  # pragma: no cover
 def derive_kek(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
     """The key-encryption key: Argon2id v1.3 (passphrase as UTF-8, salt) -> 32 bytes.
     Callers holding a file check its KdfBudget first (see fileformat.decrypt).  A
-    derivation started by `derive_ahead` for the same inputs is waited for, not repeated."""
+    derivation started by `derive_ahead` for the same inputs is waited for, not repeated;
+    called on the main thread, it runs on a thread of its own all the same.  (A failed
+    derivation is tried once more here, so that its error is raised here.)"""
     kdf.check()
     secret = passphrase.encode("utf-8")
     ahead = _take_ahead(secret, salt, kdf)
+    if ahead is None and threading.current_thread() is threading.main_thread():
+        # The C call looks at no signal: on the main thread a Ctrl-C would wait for the
+        # whole derivation.  On a thread of its own, the main thread waits in a join
+        # that a signal interrupts.
+        derive_ahead(passphrase, salt, kdf)
+        ahead = _take_ahead(secret, salt, kdf)
     return ahead if ahead is not None else _argon2id(secret, salt, kdf)
 
 
