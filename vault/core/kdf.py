@@ -5,7 +5,11 @@ or more in Argon2id, which runs in C without holding the GIL.  Run one after the
 they add up; `derive_ahead` starts the derivation on a thread of its own as soon as the
 passphrase and the file's salt and cost are known, and the command loads the code that
 will use the key meanwhile.  `derive_kek` then takes that result, but only for exactly
-the same passphrase, salt and cost; anything else derives afresh, as it always did.
+the same passphrase, salt and cost; anything else derives afresh.
+
+The same thread answers Ctrl-C: the C call looks at no signal, so on the main thread a
+Ctrl-C used to wait for the whole derivation.  The main thread now waits for the KDF's
+thread in a join, which a signal interrupts (tests/test_kdf.py).
 """
 
 from __future__ import annotations
