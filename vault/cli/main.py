@@ -32,10 +32,13 @@ COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
     "vault.cli.restore_cmds": ("restore",),
 }
 COMMAND_MODULES = tuple(COMMAND_GROUPS)
-# Commands that stay up (the dashboard, also what no command opens; the sandbox; the
-# monitor) keep Python's cyclic garbage collector; every other command runs to its end
-# without it (see `main`).
+# Commands that stay up: the dashboard (also what no command opens), the sandbox, the
+# monitor.  Every other command runs to its end (see `run`).
 STAYS_UP = ("vault.cli.app_cmds", "vault.cli.sandbox_cmds", "vault.cli.monitor_cmds")
+# Commands that work on the vault alone, with no venue to talk to: they run without
+# Python's cyclic garbage collector (see `main`).  Those that make requests keep it: a
+# `check` of a thousand accounts leaves the cycles of a thousand exchanges behind.
+VAULT_ONLY = ("vault.cli.vault_cmds", "vault.cli.restore_cmds", "vault.cli.agent_cmds")
 _GLOBAL_WITH_VALUE = ("--vault", "--passphrase-file")
 
 
@@ -195,10 +198,14 @@ def runs_to_its_end(argv: list[str]) -> bool:
     return command_group(argv) not in (None, *STAYS_UP)
 
 
+def works_on_the_vault_alone(argv: list[str]) -> bool:
+    return command_group(argv) in VAULT_ONLY
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     collector_was_on = gc.isenabled()
-    if runs_to_its_end(argv):
+    if works_on_the_vault_alone(argv):
         # Such a command makes a few hundred thousand objects (modules, then the vault's
         # accounts), almost none in a cycle, and exits.  Each batch of allocations woke
         # the cyclic collector, which walked everything alive: 6 ms of a cold `show`,
