@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
+
 from vault.core.errors import Cancelled, KeywardError, NoTerminal, NotConfirmed, WeakPassphrase, WrongPassphrase
 from vault.core.passphrase_file import read_passphrase_file
 from vault.core.storage import default_vault_path, permission_warning

@@ -18,6 +18,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
 from vault.core.errors import UnsafeVaultPath, VaultBusy, VaultError, VaultNotFound, VaultSaveFailed
 
 TYPE_CHECKING = False  # (typing is not imported at run time: a cold command loads it later, see vault.core.kdf)
