@@ -130,7 +130,7 @@ class Weird(float):
 
 
 @pytest.mark.parametrize("value", [
-    {1: "int", True: "bool", None: "none", 2.5: "float"}, [{"a": {3: 4}}],
+    {1: "int", None: "none", 2.5: "float"}, [{True: "bool"}, {False: 0}], [{"a": {3: 4}}],
     [Colour.RED, {"c": Colour.RED}], [Name("n"), {Name("k"): Name("v")}], [Weird(1.5), Weird(math.nan)],
     collections.OrderedDict(b=1, a=[2]), [collections.defaultdict(list, a=[1])],
     [collections.namedtuple("P", "x y")(1, [2])],

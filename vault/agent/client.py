@@ -16,7 +16,7 @@ import os
 import sys
 from _thread import allocate_lock  # builtin: `threading` would cost the hot path an import
 
-from vault.core.errors import AgentDeclined, AgentError, KeywardError, VaultChanged
+from vault.core.errors import AgentDeclined, AgentError, VaultChanged
 from vault.agent import check_private_dir, resolved_vault, socket_paths
 from vault.agent.protocol import (
     MAX_REPLY,

@@ -25,7 +25,6 @@ import os
 import select
 import signal
 import socket
-import sys
 import threading
 import time
 from pathlib import Path

@@ -15,7 +15,7 @@ import os
 import stat
 from pathlib import Path
 
-from vault.core.errors import (AccountExists, Cancelled, CorruptVault, EmptyInput, FileUnusable, InputError, MalformedInput,
+from vault.core.errors import (AccountExists, Cancelled, CorruptVault, EmptyInput, FileUnusable, InputError,
                                NoTerminal, NotConfirmed, UsageError, VenueError)
 from vault.cli.context import Context
 from vault.core.passphrase_file import read_passphrase_file
@@ -146,7 +146,6 @@ def read_hidden_paste(ctx: Context, prompt: str, venue: str | None = None) -> st
     import select
     import termios
 
-    from vault.core.inputs import MAX_INPUT_BYTES, decode, too_large
     from vault.core.inputs import MAX_INPUT_BYTES, decode, too_large
     from vault.ops.capture import unfinished
 
@@ -617,8 +616,6 @@ def cmd_pubkey(ctx: Context) -> int:
 
 
 def cmd_audit(ctx: Context) -> int:
-    from vault.core.text import printable
-
     from vault.core.text import printable
 
     a = ctx.args

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vault.core.errors import AccountExists, FileUnusable, InputError, InvalidCredential, MalformedInput, NotConfirmed
+from vault.core.errors import AccountExists, InputError, InvalidCredential, NotConfirmed
 from vault.cli.context import Context
 
 

@@ -30,7 +30,7 @@ from typing import Callable
 
 from vault.core import fileformat as ff
 from vault.core.errors import CorruptVault, InputError, KdfCostRefused, UnsupportedVersion, WrongPassphrase
-from vault.core.model import Account, Generation, VaultData
+from vault.core.model import Account, VaultData
 
 BUNDLE_VERSION = 1
 POLICIES = ("keep-both", "skip", "replace")
