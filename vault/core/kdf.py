@@ -34,10 +34,11 @@ def derive_kek(passphrase: str, salt: bytes, kdf: KdfParams) -> bytes:
     ahead = _take_ahead(secret, salt, kdf)
     if ahead is None and threading.current_thread() is threading.main_thread():
         # The C call looks at no signal: on the main thread a Ctrl-C would wait for the
-        # whole derivation.  On a thread of its own, the main thread waits in a join
-        # that a signal interrupts.
-        derive_ahead(passphrase, salt, kdf)
-        ahead = _take_ahead(secret, salt, kdf)
+        # whole derivation.  On a thread of its own (not the shared slot of derive_ahead),
+        # the main thread waits in a join that a signal interrupts.
+        own = _Ahead(secret, salt, kdf)
+        own.thread.start()
+        ahead = own.result()
     return ahead if ahead is not None else _argon2id(secret, salt, kdf)
 
 
@@ -87,6 +88,11 @@ class _Ahead:
         except Exception:  # noqa: BLE001 - reported by the derive_kek that finds no result
             self.kek = None
 
+    def result(self) -> bytes | None:
+        self.thread.join()  # (interrupted by Ctrl-C like any wait: the C call is not)
+        self.secret = b""
+        return self.kek
+
     def matches(self, secret: bytes, salt: bytes, kdf: KdfParams) -> bool:
         from vault.core.digest import equal
 
@@ -103,6 +109,4 @@ def _take_ahead(secret: bytes, salt: bytes, kdf: KdfParams) -> bytes | None:
         ahead, _pending = _pending, None
     if ahead is None or not ahead.matches(secret, salt, kdf):
         return None
-    ahead.thread.join()  # (interrupted by Ctrl-C like any wait: the C call is not)
-    ahead.secret = b""
-    return ahead.kek
+    return ahead.result()
