@@ -332,15 +332,18 @@ def test_help_is_laid_out_exactly_as_argparse_lays_it_out(monkeypatch: pytest.Mo
         monkeypatch.setenv("COLUMNS", columns)
     else:
         monkeypatch.delenv("COLUMNS", raising=False)
-    monkeypatch.setattr(kparser, "_COLUMNS", [])
-    assert kparser.terminal_columns() == shutil.get_terminal_size().columns
-    parser = build_parser()
-    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    for sub in [parser, *dict.fromkeys(action.choices.values())]:
-        ours = sub.format_help()
-        raw = issubclass(sub.formatter_class, argparse.RawDescriptionHelpFormatter)
-        sub.formatter_class = argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter
-        assert ours == sub.format_help(), sub.prog
+    kparser.terminal_columns.cache_clear()
+    try:
+        assert kparser.terminal_columns() == shutil.get_terminal_size().columns
+        parser = build_parser()
+        (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for sub in [parser, *dict.fromkeys(action.choices.values())]:
+            ours = sub.format_help()
+            raw = issubclass(sub.formatter_class, argparse.RawDescriptionHelpFormatter)
+            sub.formatter_class = argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter
+            assert ours == sub.format_help(), sub.prog
+    finally:
+        kparser.terminal_columns.cache_clear()  # (the width of this test's $COLUMNS stays here)
 
 
 def test_only_commands_on_the_vault_alone_run_without_the_cyclic_collector(monkeypatch) -> None:

@@ -10,25 +10,23 @@ terminal on standard output, else 80), once, when help is first formatted.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
-_COLUMNS: list[int] = []  # (filled once)
 
-
+@functools.cache
 def terminal_columns() -> int:
-    if not _COLUMNS:
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
         try:
-            columns = int(os.environ["COLUMNS"])
-        except (KeyError, ValueError):
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
             columns = 0
-        if columns <= 0:
-            try:
-                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-            except (AttributeError, ValueError, OSError):
-                columns = 0
-        _COLUMNS.append(columns or 80)
-    return _COLUMNS[0]
+    return columns or 80
 
 
 class HelpFormatter(argparse.HelpFormatter):
