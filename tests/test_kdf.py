@@ -181,3 +181,58 @@ def test_ctrl_c_during_the_kdf_ends_the_command_at_once(tmp_path, caller: str) -
     waited = time.monotonic() - signalled
     assert child.returncode == (130 if caller == "cli" else 1) and "interrupted; nothing was changed" in err, err
     assert waited < 3.0, f"the command ended {waited:.1f} s after Ctrl-C: it waited for the KDF"
+
+
+# What a cold command loads before the KDF starts is paid in full: nothing overlaps it.
+# Everything else (the model, the service, cryptography) loads while Argon2id runs.
+LOADED_WHILE_THE_KDF_RUNS = ("dataclasses", "inspect", "typing", "cryptography", "vault.core.model",
+                             "vault.core.service", "vault.net.http", "vault.ops.venue_ops")
+AT_KDF_START_PROBE = r"""
+import json, sys
+from vault.core import kdf
+
+real = kdf.derive_ahead
+
+def probe(*args, **kwargs):
+    real(*args, **kwargs)
+    sys.stderr.write("\nKW_AT_KDF_START=" + json.dumps(sorted(sys.modules)) + "\n")
+
+kdf.derive_ahead = probe
+from vault.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("command", [["show", "acct", "--reveal"], ["list", "--json"]])
+def test_a_cold_command_starts_the_kdf_before_it_loads_the_model_or_the_ciphers(tmp_path, command: list[str]) -> None:
+    """The KDF starts as soon as the passphrase and the header's cost are known; what
+    loads before that adds to every cold command's time, one for one.  Importing
+    `dataclasses` alone (it imports `inspect`) was ~8 ms of that: the command's Context
+    and the file header's values are plain classes and named tuples for this reason."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from vault.core.model import Account
+    from vault.core.service import VaultService
+
+    from .conftest import PASSPHRASE, REPO, SMALL_KDF
+
+    path = tmp_path / "vault.kw"
+    service = VaultService.create(path, PASSPHRASE, SMALL_KDF)
+    service.add_account(Account(label="acct", venue="kiiex", base_url="https://alphaprod.proxy.kiiex.io/ap",
+                                fields={"api_key": "k" * 32, "api_secret": "s" * 64, "user_id": "7", "nonce": "1"}))
+    service.lock()
+    passfile = tmp_path / "pass"
+    passfile.write_text(PASSPHRASE + "\n")
+    passfile.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYWARD_")} | {
+        "PYTHONPATH": str(REPO), "XDG_STATE_HOME": str(tmp_path / "state")}
+    done = subprocess.run([sys.executable, "-c", AT_KDF_START_PROBE, "--vault", str(path), "--passphrase-file",
+                           str(passfile), *command], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(done.stderr.rsplit("KW_AT_KDF_START=", 1)[1]))
+    assert "vault.core.fileformat" in loaded  # (the probe ran where the KDF starts)
+    early = sorted(name for name in LOADED_WHILE_THE_KDF_RUNS if name in loaded)
+    assert not early, f"loaded before the KDF started: {early}"

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, replace
+from collections import namedtuple
 
 from vault.core.errors import (
     CorruptVault, KdfCostRefused, KeywardError, UnsafeKdfParameters, UnsupportedVersion, WrongPassphrase,
@@ -88,13 +88,17 @@ def min_file_len(version: int) -> int:
 MIN_FILE_LEN = min_file_len(VERSION)
 
 
-@dataclass(frozen=True)
-class KdfParams:
-    """Argon2id cost.  The default is RFC 9106's second recommended option."""
+# The header's values are named tuples, not dataclasses: immutable, compared by value,
+# and cheap to define.  A cold command imports this module before it starts the KDF,
+# where `dataclasses` (which imports `inspect`) and its generated methods cost about 10 ms
+# that nothing overlapped.
 
-    iterations: int = 3
-    memory_kib: int = 64 * 1024
-    parallelism: int = 4
+
+class KdfParams(namedtuple("KdfParams", ("iterations", "memory_kib", "parallelism"), defaults=(3, 64 * 1024, 4))):
+    """Argon2id cost (iterations: int, memory_kib: int, parallelism: int).  The default
+    is RFC 9106's second recommended option."""
+
+    __slots__ = ()
 
     # Below the floor a vault is too cheap to brute-force; above the ceiling no file is
     # ever valid (no flag goes past it).  Between the two, a KdfBudget decides.
@@ -126,15 +130,13 @@ class KdfParams:
 DEFAULT_KDF = KdfParams()
 
 
-@dataclass(frozen=True)
-class KdfBudget:
-    """How much one derivation may cost: memory alone, and memory x iterations (the work,
-    in MiB-passes; the time a derivation takes grows with it).  Checked on the header's
-    numbers before Argon2id runs, so a crafted file costs nothing to refuse."""
+class KdfBudget(namedtuple("KdfBudget", ("max_memory_kib", "max_work_kib", "name"), defaults=("vault",))):
+    """How much one derivation may cost: memory alone (max_memory_kib: int), and memory x
+    iterations (max_work_kib: int, in KiB-passes; the time a derivation takes grows with
+    it), for a `name` ("vault" or "bundle").  Checked on the header's numbers before
+    Argon2id runs, so a crafted file costs nothing to refuse."""
 
-    max_memory_kib: int
-    max_work_kib: int  # memory_kib x iterations
-    name: str = "vault"
+    __slots__ = ()
 
     def allows(self, kdf: KdfParams) -> bool:
         return kdf.memory_kib <= self.max_memory_kib and kdf.memory_kib * kdf.iterations <= self.max_work_kib
@@ -157,21 +159,18 @@ VAULT_BUDGET = KdfBudget(2 * 1024 * 1024, 16 * 1024 * 1024, "vault")
 BUNDLE_BUDGET = KdfBudget(1024 * 1024, 4 * 1024 * 1024, "bundle")
 
 
-@dataclass(frozen=True)
-class Header:
-    """Everything before the payload.  `wrapped_key` is the sealed data key; in version 2
-    `commitment` binds the file to one passphrase-derived key.  The header MAC is not
-    kept here: `seal` computes it and `open_payload` checks it."""
+_HEADER_FIELDS = ("magic", "kdf", "salt", "wrap_nonce", "wrapped_key", "generation", "payload_nonce", "version", "commitment")
 
-    magic: bytes
-    kdf: KdfParams
-    salt: bytes
-    wrap_nonce: bytes
-    wrapped_key: bytes
-    generation: int
-    payload_nonce: bytes
-    version: int = VERSION
-    commitment: bytes = b""
+
+class Header(namedtuple("Header", _HEADER_FIELDS, defaults=(VERSION, b""))):
+    """Everything before the payload: magic (bytes), kdf (KdfParams), salt, wrap_nonce,
+    wrapped_key (bytes), generation (int), payload_nonce (bytes), version (int) and
+    commitment (bytes, empty in v1).  `wrapped_key` is the sealed data key; in version 2
+    `commitment` binds the file to one passphrase-derived key.  The header MAC is not
+    kept here: `seal` computes it and `open_payload` checks it.  A changed copy comes from
+    `replace`."""
+
+    __slots__ = ()
 
     @property
     def length(self) -> int:
@@ -190,6 +189,11 @@ class Header:
     def encode(self) -> bytes:
         """The header without the v2 MAC: bytes[0:118] in v1, bytes[0:150] in v2."""
         return self.wrap_aad() + self.wrapped_key + _GEN.pack(self.generation, self.payload_nonce)
+
+
+def replace(header: Header, **changes) -> Header:
+    """A copy of `header` with `changes` (as dataclasses.replace would make it)."""
+    return header._replace(**changes)
 
 
 def hkdf(ikm: bytes, info: bytes) -> bytes:

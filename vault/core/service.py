@@ -178,7 +178,7 @@ class VaultService:
                 blob = vfile.read()
                 fresh = ff.parse(blob)
                 plaintext = ff.open_payload(blob, fresh, key)
-                header = fresh if fresh.version == header.version else replace(header, generation=fresh.generation)
+                header = fresh if fresh.version == header.version else ff.replace(header, generation=fresh.generation)
         else:
             raise VaultBusy(f"{vfile.path} kept changing while it was read",
                             hint="another keyward is saving it again and again; retry in a moment")
@@ -244,7 +244,7 @@ class VaultService:
         if header.version < self._header.version and (header.salt, header.kdf) == (self._header.salt, self._header.kdf):
             # A process holding only the data key (the agent on a v1 vault) saved v1; the
             # v2 header this process made from the passphrase still fits the same key.
-            header = replace(self._header, generation=header.generation)
+            header = ff.replace(self._header, generation=header.generation)
             self.upgrading_from = self.upgrading_from or 1
         self._header, self._data, self.generation = header, data, header.generation
         self._remember(header.generation, data)
