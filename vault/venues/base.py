@@ -7,7 +7,7 @@ at module level): `keyward list` loads every one of them to describe fields.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from vault.core.errors import InputError, InvalidCredential
@@ -18,30 +18,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from vault.core.model import Account, RateLimit, Token
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    name: str
-    secret: bool
-    required: bool = True
-    prompt: str = ""
-    multiline: bool = False  # PEM keys: read until the END line, not one line
+# The two specs are named tuples, not dataclasses: immutable and cheap to define (a cold
+# `keyward list` or `show` imports this module; a dataclass costs ~0.5 ms to make).
+
+
+class FieldSpec(namedtuple("FieldSpec", ("name", "secret", "required", "prompt", "multiline"),
+                           defaults=(True, "", False))):
+    """One credential field a venue stores: its `name`, whether it is `secret` (masked,
+    never logged), whether it is `required`, the `prompt` that asks for it, and whether
+    it is `multiline` (a PEM key: read until the END line, not one line)."""
+
+    __slots__ = ()
 
     @property
     def label(self) -> str:
         return self.prompt or self.name.replace("_", " ")
 
 
-@dataclass(frozen=True)
-class SettingSpec:
-    """A per-account setting (`keyward setting LABEL NAME VALUE`): never a secret."""
+class SettingSpec(namedtuple("SettingSpec", ("name", "kind", "default", "help", "minimum", "maximum", "choices"),
+                             defaults=(1, 86400, ()))):
+    """A per-account setting (`keyward setting LABEL NAME VALUE`): never a secret.  `kind`
+    is "seconds", "int" (from `minimum` to `maximum`), "path", "choice" (one of `choices`)
+    or "uri" (an absolute URI, may be unset); `default` and `help` as shown by `setting`."""
 
-    name: str
-    kind: str  # "seconds", "int", "path", "choice" (one of `choices`) or "uri" (an absolute URI, may be unset)
-    default: Any
-    help: str
-    minimum: int = 1
-    maximum: int = 86400
-    choices: tuple[str, ...] = ()
+    __slots__ = ()
 
     def parse(self, raw: Any) -> Any:
         """The validated value, from the command line's text or a Python value."""
