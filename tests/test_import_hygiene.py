@@ -34,7 +34,8 @@ try:
 except SystemExit as exc:
     code = exc.code
 heavy = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual.") or m == "tui" or m.startswith("tui."))
-sys.stderr.write("\nKW_PROBE=" + json.dumps({"code": code, "heavy": heavy}) + "\n")
+sys.stderr.write("\nKW_PROBE=" + json.dumps({"code": code, "heavy": heavy, "unlocked": "vault.core.service" in sys.modules,
+                                               "venue_ops": "vault.ops.venue_ops" in sys.modules}) + "\n")
 """
 EXEMPT = {"dashboard", "demo"}
 
@@ -130,3 +131,17 @@ def test_every_command_is_covered() -> None:
              "exec", "check", "doctor", "setting", "register", "capture", "rotate", "export", "pubkey", "audit", "key-age",
              "unlock", "lock", "status", "sandbox", "restore", "monitor"}
     assert set(commands()) - EXEMPT <= known | set(), sorted(set(commands()) - EXEMPT - known)
+
+
+# Commands that talk to no venue run on vault.ops.vault_ops.VaultOps (Context.ops(venues=False)).
+VAULT_ONLY_COMMANDS = ("add", "list", "show", "remove", "export", "pubkey", "audit", "key-age")
+
+
+@pytest.mark.parametrize("name", [*VAULT_ONLY_COMMANDS, "token"])
+def test_a_command_that_talks_to_no_venue_loads_no_venue_operations(name: str, kw, world) -> None:
+    """`list`, `show` and the other vault-only commands do not load VenueOps (the HTTP
+    layer, request signing, PowerTrade's key cache): ~3 ms of a cold command that the KDF
+    does not hide.  `token` does, which shows that the probe sees it."""
+    report = run_probe(kw, [name, *args_for(name, world)])
+    assert report["unlocked"], report
+    assert report["venue_ops"] is (name == "token"), f"`keyward {name}`: {report}"

@@ -47,6 +47,7 @@ class Context:
         self.clock = clock
         self._service: VaultService | None = None
         self._ops: Any = None
+        self._ops_venues = False  # whether self._ops has the venue operations
 
     @property
     def vault_path(self) -> Path:
@@ -206,19 +207,26 @@ class Context:
             self._service = self.with_passphrase(attempt)
         return self._service
 
-    def ops(self):
+    def ops(self, *, venues: bool = True):
         """The vault and venue operations for this command (vault.ops.venue_ops.VenueOps: tokens,
         headers, logins, checks, and the account changes of vault.ops.account_ops).  Served
         by the unlock agent when one holds this vault (no passphrase, no KDF run, no
         heavy imports); else, or if the agent dies mid-call, done locally after the
-        usual prompt.  One per command: one connection, one unlock at most."""
-        if self._ops is None:
+        usual prompt.  One per command: one connection, one unlock at most.
+
+        `venues=False`: a command that talks to no venue (list, show, remove, audit...)
+        gets the vault-only operations (vault.ops.vault_ops.VaultOps) when it runs them
+        locally, without loading the HTTP layer and the signing code."""
+        if self._ops is None or (venues and not self._ops_venues):
+            local = self._local_ops if venues else self._local_vault_ops
+            self._ops = None
             if self._service is None and self._agent_socket_exists():
                 from vault.agent.client import connect
 
-                self._ops = connect(self.vault_path, fallback=self._local_ops)
+                self._ops = connect(self.vault_path, fallback=local)
             if self._ops is None:
-                self._ops = self._local_ops()
+                self._ops = local()
+            self._ops_venues = venues  # (the agent serves either; its fallback is `local`)
         return self._ops
 
     def _agent_socket_exists(self) -> bool:
@@ -237,6 +245,12 @@ class Context:
         from vault.ops.venue_ops import VenueOps
 
         return VenueOps(service)
+
+    def _local_vault_ops(self):
+        service = self.unlock(load=("vault.ops.vault_ops",))
+        from vault.ops.vault_ops import VaultOps
+
+        return VaultOps(service)
 
     def _offer_kdf_upgrade(self, service: VaultService, passphrase: str) -> None:
         from vault.core.fileformat import DEFAULT_KDF

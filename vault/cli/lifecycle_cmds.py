@@ -479,7 +479,7 @@ def cmd_export(ctx: Context) -> int:
     elif ctx.stdout.isatty() and not a.allow_terminal:
         raise InputError("refusing to print plaintext secrets to the terminal",
                          hint="pass --output FILE, pipe it, or add --allow-terminal")
-    ops = ctx.ops()
+    ops = ctx.ops(venues=False)
     ops.summary(label)  # the usual "no account labelled ..." error, before the question
     where = str(target) if target is not None else "stdout"
     _confirm_plaintext(ctx, f"Export {label}'s secrets IN PLAINTEXT ({a.format}) to {where}?")
@@ -604,7 +604,7 @@ def import_bundle(ctx: Context) -> int:
 
 def cmd_pubkey(ctx: Context) -> int:
     a = ctx.args
-    got = ctx.ops().public_key(a.label)
+    got = ctx.ops(venues=False).public_key(a.label)
     if a.format in ("both", "pem"):
         ctx.stdout.write(got["pem"])
     if a.format in ("both", "jwk"):
@@ -619,7 +619,7 @@ def cmd_audit(ctx: Context) -> int:
     from vault.core.text import printable
 
     a = ctx.args
-    log = ctx.ops().audit_log(a.label, a.limit, a.expect_head)
+    log = ctx.ops(venues=False).audit_log(a.label, a.limit, a.expect_head)
     if a.json:
         ctx.out_json({k: log[k] for k in ("intact", "broken_at", "entries_total", "head", "expect_head_found", "entries")})
     else:
@@ -647,7 +647,7 @@ def cmd_audit(ctx: Context) -> int:
 
 def cmd_key_age(ctx: Context) -> int:
     a = ctx.args
-    ops = ctx.ops()
+    ops = ctx.ops(venues=False)
     if a.max_days is not None:
         ops.set_key_max_age(a.label, a.max_days)
     rows = ops.key_ages(a.label)

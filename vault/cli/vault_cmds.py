@@ -169,7 +169,7 @@ def cmd_add(ctx: Context) -> int:
         if not any(f.name == "private_key" for f in provider.fields):
             raise InputError(f"{provider.venue} takes no private key", hint="drop --private-key-file")
         fields["private_key"] = read_text(ctx, a.private_key_file)
-    ops = ctx.ops()  # before prompting, so a wrong passphrase wastes no typing
+    ops = ctx.ops(venues=False)  # before prompting, so a wrong passphrase wastes no typing
     if a.label in ops.labels():
         raise AccountExists(f"an account labelled {a.label!r} already exists", hint="choose another label")
     fields = prompt_missing(ctx, provider.venue, fields)
@@ -223,7 +223,7 @@ def cmd_import(ctx: Context) -> int:
         label = answer.strip() or suggestion
     base_url = a.base_url or (extras.get("base_url") if not a.env else None)
     env = a.env or (extras.get("env") if not base_url else None)
-    ops = ctx.ops()
+    ops = ctx.ops(venues=False)
     fields = prompt_missing(ctx, venue, fields)
     acct = build_account(ctx, venue, str(label), fields, env, base_url)
     ops.store_account(acct, action="add", detail="imported")
@@ -235,7 +235,7 @@ def cmd_import(ctx: Context) -> int:
 
 
 def cmd_list(ctx: Context) -> int:
-    items = ctx.ops().list_rows()
+    items = ctx.ops(venues=False).list_rows()
     rows = [item["summary"] for item in items]
     if ctx.args.json:
         ctx.out_json(rows)
@@ -260,10 +260,10 @@ def cmd_show(ctx: Context) -> int:
 
         # The clipboard first: a copy that cannot happen must not be audited as done.
         require_backend()
-        fields = ctx.ops().fields_for_copy(a.label)  # recorded by whoever holds the vault
+        fields = ctx.ops(venues=False).fields_for_copy(a.label)  # recorded by whoever holds the vault
         copy_secret(fields["text"], ctx, clear_after=fields["clear_after"])
         del fields
-    info = ctx.ops().account_detail(a.label, reveal=a.reveal)
+    info = ctx.ops(venues=False).account_detail(a.label, reveal=a.reveal)
     if a.json:
         ctx.out_json(info)
         return 0
@@ -298,7 +298,7 @@ def cmd_show(ctx: Context) -> int:
 
 def cmd_remove(ctx: Context) -> int:
     a = ctx.args
-    ops = ctx.ops()
+    ops = ctx.ops(venues=False)
     ops.summary(a.label)  # it exists, before the question
     if not a.yes:
         typed = ctx.ask(f"Type the label ({a.label}) to remove it for good: ")

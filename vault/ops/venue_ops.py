@@ -15,13 +15,11 @@ in on its own again (`token`, `headers`, `check`, the Python API) until the user
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from vault.ops.account_ops import AccountChanges
-from vault.ops.vault_reads import VaultReads
+from vault.ops.vault_ops import VaultOps
 from vault.core.errors import (
     AccountNotFound,
     AuthRejected,
@@ -30,7 +28,6 @@ from vault.core.errors import (
     NetworkError,
     RateLimited,
     VaultError,
-    VaultLocked,
 )
 from vault.net.http import (
     NOT_SENT,
@@ -45,7 +42,6 @@ from vault.net.http import (
     skew_matters,
 )
 from vault.core.model import Account, Credentials, Health, RateLimit, Token, VaultData, iso
-from vault.venues import get_provider
 from vault.venues.powertrade import KeyCache
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,14 +78,8 @@ def exec_environment(creds: Credentials) -> dict[str, str]:
     return env
 
 
-def _stderr(message: str) -> None:
-    from vault.core.text import printable
-
-    print(f"keyward: {printable(message)}", file=sys.stderr, flush=True)  # hosts, labels: shown, not obeyed
-
-
-class VenueOps(AccountChanges, VaultReads):
-    """Venue operations, plus the account changes of vault.ops.account_ops."""
+class VenueOps(VaultOps):
+    """Venue operations, on top of the vault-only ones of vault.ops.vault_ops."""
 
     def __init__(
         self,
@@ -100,19 +90,12 @@ class VenueOps(AccountChanges, VaultReads):
         notify: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.service = service
-        self.clock = clock or service.clock
-        self.notify = notify or _stderr  # 429 waits and warnings; the dashboard passes its own
+        super().__init__(service, clock, notify=notify)  # (notify: also 429 waits)
         self._factory = client_factory or make_client
         self._sleep = sleep
         self._client: httpx.Client | None = None
         self._keys = KeyCache()
-        self._lock = threading.RLock()  # the service and the client are shared by threads
         self._login_locks: dict[str, threading.Lock] = {}
-        self._providers: dict[str, Any] = {}
-
-    def __repr__(self) -> str:
-        return f"VenueOps({self.service!r})"
 
     # --- lifetime ------------------------------------------------------------------
 
@@ -126,9 +109,6 @@ class VenueOps(AccountChanges, VaultReads):
 
     def __enter__(self) -> VenueOps:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- the public operations -------------------------------------------------------
 
@@ -197,36 +177,6 @@ class VenueOps(AccountChanges, VaultReads):
 
         self._change(label, drop)
 
-    def settings(self, label: str) -> list[tuple[Any, Any]]:
-        """The account's settings: (SettingSpec, its value or None for the default)."""
-        acct, provider = self._lookup(label)
-        return [(spec, acct.settings.get(spec.name)) for spec in provider.settings]
-
-    def set_setting(self, label: str, name: str, value: Any = None) -> list[str]:
-        """Set one of the venue's per-account settings (None: back to its default).
-        Returns the warnings the new value earns (a window longer than documented)."""
-        acct, provider = self._lookup(label)
-        specs = {spec.name: spec for spec in provider.settings}
-        if name not in specs:
-            raise InputError(
-                f"{provider.title} accounts have no setting {name!r}",
-                hint=f"settings: {', '.join(specs)}",
-            )
-        parsed = None if value is None else specs[name].parse(value)
-
-        def change(a: Account, data: VaultData) -> None:
-            if parsed is None:
-                a.settings.pop(name, None)
-            else:
-                a.settings[name] = parsed
-            # Settings are not secrets (lifetimes, paths), and a changed health_path or
-            # token lifetime is worth finding in the trail.
-            self.service.audit(data, "setting", label, "ok", f"{name}={'default' if parsed is None else parsed}")
-
-        self._change(label, change)
-        acct, provider = self._lookup(label)
-        return provider.warnings(acct)
-
     def refresh(self) -> bool:
         """Pick up another process's save (the unlock agent does this before every
         operation); under the lock every other use of the service takes."""
@@ -236,20 +186,6 @@ class VenueOps(AccountChanges, VaultReads):
     def exec_env(self, label: str) -> dict[str, str]:
         # The token (a TradeReady bearer too, as KEYWARD_BEARER) and the common-case headers.
         return exec_environment(self.token(label))
-
-    def labels(self) -> list[str]:
-        with self._lock:
-            if self.service.locked:
-                raise VaultLocked("the vault is locked", hint="unlock it again")
-            return [a.label for a in self.service.accounts]
-
-    def summary(self, label: str) -> dict[str, Any]:
-        """The account's non-secret summary (`list --json`'s object): rate limit, token
-        expiry, health and key age for `check` and the dashboard."""
-        from vault.ops.views import summary
-
-        acct, _ = self._lookup(label)
-        return summary(acct, self.clock(), default_max_age=self.service.data.settings.key_max_age_days)
 
     def check(self, label: str) -> Health:
         """One authenticated call to the account's health endpoint.  Never raises for a
@@ -649,30 +585,8 @@ class VenueOps(AccountChanges, VaultReads):
 
     # --- plumbing --------------------------------------------------------------------
 
-    def _lookup(self, label: str) -> tuple[Account, Any]:
-        lock = self._lock
-        lock.acquire()  # once per request (sign): acquire/release cost less than a `with`
-        try:
-            if self.service.locked:
-                self._keys.clear()
-                raise VaultLocked("the vault is locked", hint="unlock it again")
-            acct = self.service.get(label)
-            provider = self._providers.get(acct.venue)
-            if provider is None:  # get_provider imports by name: not per request
-                provider = self._providers[acct.venue] = get_provider(acct.venue)
-            return acct, provider
-        finally:
-            lock.release()
-
-    def _change(self, label: str, fn: Callable[[Account, VaultData], None]) -> None:
-        def apply(data: VaultData) -> None:
-            acct = data.find(label)
-            if acct is None:
-                raise AccountNotFound(f"no account labelled {label!r}", hint="it was removed meanwhile; see `keyward list`")
-            fn(acct, data)
-
-        with self._lock:
-            self.service.transact(apply)
+    def _locked(self) -> None:
+        self._keys.clear()
 
     def _http(self) -> httpx.Client:
         with self._lock:
