@@ -54,3 +54,33 @@ def test_iso_is_what_datetime_prints(ts: float) -> None:
 
     assert iso(ts) == datetime.fromtimestamp(math.floor(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert iso(None) is None
+
+
+def test_a_saved_object_holds_its_fields_in_order_and_nothing_set_on_it_besides() -> None:
+    """The payload is built from each object's __dict__ when it holds exactly its fields
+    (vault.core.model._flat): it must be what reading each field by name gives, in field
+    order, and a copy (Account.to_dict adds keys to it).  An attribute set on an object
+    besides its fields must never reach the vault file."""
+    import dataclasses
+
+    from vault.core import audit
+    from vault.core.model import Health, RateLimit, Settings, Token, _flat
+
+    data = VaultData(accounts=[Account(label="a", venue="kiiex", base_url="x", fields={"api_key": "k"},
+                                       token=Token("t", 1.0, 2.0), rate_limit=RateLimit(5, 4, 3.0, 1.0),
+                                       health=Health(True, 1.0, 12.5, "ok"))])
+    audit.append(data, 1.5, "reveal", "a")
+    objects = [data.settings, data.audit[0], data.accounts[0].token, data.accounts[0].rate_limit,
+               data.accounts[0].health, Settings()]
+    for obj in objects:
+        by_name = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        flat = _flat(obj)
+        assert list(flat.items()) == list(by_name.items()), type(obj).__name__
+        assert flat is not obj.__dict__
+    acct = data.accounts[0]
+    acct.to_dict()
+    assert set(vars(acct)) == {f.name for f in dataclasses.fields(acct)}  # to_dict added nothing to the account
+    data.audit[0].note_to_self = "not a field"
+    saved = data.to_dict()
+    assert "note_to_self" not in saved["audit"][0]
+    assert list(saved["audit"][0]) == [f.name for f in dataclasses.fields(data.audit[0])]
