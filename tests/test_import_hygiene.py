@@ -35,7 +35,8 @@ except SystemExit as exc:
     code = exc.code
 heavy = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual.") or m == "tui" or m.startswith("tui."))
 sys.stderr.write("\nKW_PROBE=" + json.dumps({"code": code, "heavy": heavy, "unlocked": "vault.core.service" in sys.modules,
-                                               "venue_ops": "vault.ops.venue_ops" in sys.modules}) + "\n")
+                                               "venue_ops": "vault.ops.venue_ops" in sys.modules,
+                                               "transport": "vault.net.http" in sys.modules}) + "\n")
 """
 EXEMPT = {"dashboard", "demo"}
 
@@ -139,9 +140,11 @@ VAULT_ONLY_COMMANDS = ("add", "list", "show", "remove", "export", "pubkey", "aud
 
 @pytest.mark.parametrize("name", [*VAULT_ONLY_COMMANDS, "token"])
 def test_a_command_that_talks_to_no_venue_loads_no_venue_operations(name: str, kw, world) -> None:
-    """`list`, `show` and the other vault-only commands do not load VenueOps (the HTTP
-    layer, request signing, PowerTrade's key cache): ~3 ms of a cold command that the KDF
-    does not hide.  `token` does, which shows that the probe sees it."""
+    """`list`, `show` and the other vault-only commands do not load VenueOps (request
+    signing, PowerTrade's key cache) nor the HTTP transport (the venue modules they load
+    to mask fields read answers through vault.net.answers): ~5 ms of a cold command that
+    the KDF does not hide.  `token` does, which shows that the probe sees both."""
     report = run_probe(kw, [name, *args_for(name, world)])
     assert report["unlocked"], report
     assert report["venue_ops"] is (name == "token"), f"`keyward {name}`: {report}"
+    assert report["transport"] is (name == "token"), f"`keyward {name}`: {report}"

@@ -22,7 +22,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.core.errors import InvalidCredential
-from vault.net.http import generic_error, header_rate_limit
+from vault.net.answers import generic_error, header_rate_limit
 from vault.core.model import Token
 from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields
 from vault.venues.powertrade import lifetime_setting

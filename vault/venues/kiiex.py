@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.core.digest import hmac_sha256
 from vault.core.errors import AccountLockedOut, AuthRejected, InputError, InvalidCredential, SecondFactorRequired, VenueError
-from vault.net.http import Sender, generic_error, header_rate_limit, json_body
+from vault.net.answers import generic_error, header_rate_limit, json_body
 from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields, setting
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
     from vault.core.model import Account, RateLimit, Token
+    from vault.net.http import Sender
 
 LOGIN_PATH = "/AuthenticateUser"
 SESSION_IDLE_S = 3600
@@ -166,7 +167,10 @@ class Kiiex:
                 f"{account.label!r} is in signed mode: it never logs in, every request carries signed headers",
                 hint=f"use `keyward headers {account.label}`, or `keyward setting {account.label} auth_mode session`",
             )
-        sender = sender or Sender()
+        if sender is None:  # (the transport loads only for a request)
+            from vault.net.http import Sender
+
+            sender = Sender()
         headers, body = self.login_request(account)
         response = sender.send(
             client, "POST", account.base_url + LOGIN_PATH, headers=headers, json=body, idempotent=False, venue=self.title,

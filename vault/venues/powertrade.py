@@ -25,7 +25,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.core.errors import InputError, InvalidCredential
-from vault.net.http import generic_error, header_rate_limit, safe_code
+from vault.net.answers import generic_error, header_rate_limit, safe_code
 from vault.core.model import Token
 from vault.core.pem import normalize_ec_p256_private_key
 from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields, setting

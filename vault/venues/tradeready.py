@@ -27,13 +27,14 @@ import re
 from typing import TYPE_CHECKING, Any, Mapping
 
 from vault.core.errors import AuthRejected
-from vault.net.http import Sender, expiry_in_range, generic_error, header_rate_limit, json_body, safe_code
+from vault.net.answers import expiry_in_range, generic_error, header_rate_limit, json_body, safe_code
 from vault.venues.base import HEALTH_PATH_HELP, MONITOR_SETTINGS, FieldSpec, SettingSpec, health_path, normalize_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
     from vault.core.model import Account, RateLimit, Token
+    from vault.net.http import Sender
 
 LOGIN_PATH = "/api/v1/auth/login"
 DEFAULT_LIFETIME_S = 3600
@@ -178,7 +179,10 @@ class TradeReady:
         return path is None or needs_bearer(path)
 
     def login(self, account: Account, client: httpx.Client, now: float, sender: Sender | None = None) -> Token:
-        sender = sender or Sender()
+        if sender is None:  # (the transport loads only for a request)
+            from vault.net.http import Sender
+
+            sender = Sender()
         response = sender.send(
             client,
             "POST",
