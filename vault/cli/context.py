@@ -247,7 +247,9 @@ class Context:
         return VenueOps(service)
 
     def _local_vault_ops(self):
-        service = self.unlock(load=("vault.ops.vault_ops",))
+        # (what these commands show is made by views and printed through text: loaded
+        # while the KDF runs too)
+        service = self.unlock(load=("vault.ops.vault_ops", "vault.ops.views", "vault.core.text"))
         from vault.ops.vault_ops import VaultOps
 
         return VaultOps(service)

@@ -151,6 +151,13 @@ def command_group(argv: list[str]) -> str | None:
     given in full, names a group.  None (build every group) for anything else: no
     command, help or --version first, an abbreviated or unknown option, a mistyped
     command (whose error lists every command), shell completion."""
+    word = command_word(argv)
+    return next((module for module, commands in COMMAND_GROUPS.items() if word in commands), None)
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The word in the command's place (after the global options given in full), if any;
+    None during shell completion, which needs every command."""
     if "_ARGCOMPLETE" in os.environ:
         return None
     i = 0
@@ -159,9 +166,43 @@ def command_group(argv: list[str]) -> str | None:
         if name not in _GLOBAL_WITH_VALUE:
             break
         i += 1 if eq else 2
-    if i >= len(argv):
-        return None
-    return next((module for module, commands in COMMAND_GROUPS.items() if argv[i] in commands), None)
+    return argv[i] if i < len(argv) else None
+
+
+class _OneCommand:
+    """The subparsers action as a group's `register` sees it when the command line names
+    one of the group's commands: only that command's parser is built (a group's other
+    parsers were ~3 ms of every cold command, before its KDF could start).  Its usage,
+    help and errors are those of the whole parser's: a subparser's own say nothing of its
+    siblings, and a mistyped command builds everything (`command_group`)."""
+
+    def __init__(self, sub: argparse._SubParsersAction, wanted: str) -> None:
+        self._sub, self._wanted = sub, wanted
+
+    def add_parser(self, name: str, **kwargs):
+        if name == self._wanted or self._wanted in kwargs.get("aliases", ()):
+            return self._sub.add_parser(name, **kwargs)
+        return _NOT_BUILT
+
+    def __getattr__(self, name: str):
+        return getattr(self._sub, name)
+
+
+class _NotBuilt:
+    """A sibling command's parser, not built: whatever `register` asks of it (arguments,
+    groups, defaults, an action's completer) is accepted and dropped."""
+
+    def __getattr__(self, name: str) -> _NotBuilt:
+        return self
+
+    def __call__(self, *args, **kwargs) -> _NotBuilt:
+        return self
+
+    def __setattr__(self, name: str, value) -> None:
+        pass
+
+
+_NOT_BUILT = _NotBuilt()
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -177,8 +218,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print keyward's version and exit")
     add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in COMMAND_MODULES if only is None else (only,):
-        import_module(name).register(sub)
+    if only is None:
+        for name in COMMAND_MODULES:
+            import_module(name).register(sub)
+    else:
+        import_module(only).register(_OneCommand(sub, command_word(argv)))
     for subparser in dict.fromkeys(sub.choices.values()):  # (aliases share one parser)
         _explain_common_arguments(subparser)
         _add_completers(subparser)

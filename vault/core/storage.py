@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import stat
 import sys
@@ -354,6 +353,8 @@ class SeenStore:
         self.path = state_dir() / "seen" / f"{digest}.json"
 
     def get(self) -> dict[str, Any] | None:
+        import json  # (loaded while the KDF runs: a cold command reads this after starting it)
+
         try:
             raw = json.loads(read_regular(self.path, limit=64 * 1024, what="keyward's state"))
         except (OSError, VaultError, ValueError):
@@ -389,6 +390,8 @@ class SeenStore:
                               at=round(now if now is not None else time.time(), 3))
             if kdf is not None:
                 record["accepted_kdf"] = list(kdf)
+            import json
+
             _replace_quickly(self.path, json.dumps(record, sort_keys=True).encode("utf-8"))
             return True
         except OSError:
