@@ -247,9 +247,10 @@ class Context:
         return VenueOps(service)
 
     def _local_vault_ops(self):
-        # (what these commands show is made by views and printed through text: loaded
-        # while the KDF runs too)
-        service = self.unlock(load=("vault.ops.vault_ops", "vault.ops.views", "vault.core.text"))
+        # (what these commands show is made by views, from what every venue module
+        # shares, and printed through text: loaded while the KDF runs too)
+        service = self.unlock(load=("vault.ops.vault_ops", "vault.ops.views", "vault.venues.base",
+                                    "vault.net.answers", "vault.core.text"))
         from vault.ops.vault_ops import VaultOps
 
         return VaultOps(service)
