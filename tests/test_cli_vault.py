@@ -569,3 +569,24 @@ def test_a_command_on_the_vault_alone_ends_without_the_teardown_and_loses_no_out
     assert "ended without the teardown" in missing.stderr
     venue = subprocess.run([*base, "check", "nosuch"], capture_output=True, text=True, env=env, timeout=60)
     assert venue.returncode == 22 and "ended without the teardown" not in venue.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+@pytest.mark.parametrize("command", [["list"], ["list", "--json"], ["show", "acct-000", "--reveal"], ["audit"]])
+def test_output_that_cannot_be_written_is_a_one_line_error_with_its_own_code(kw, command: list[str]) -> None:
+    """`keyward list > file` on a full disk was "internal error (OSError)", exit 70; with
+    the output buffered until the exit it could also have ended 0, the file cut short.
+    Now: one line that says what to do, exit 5 (README), no traceback."""
+    assert kw.init().code == 0
+    added = kw("add", "kiiex", "acct-000", "--base-url", "http://127.0.0.1:9/kiiex/ap", "--from-json", "-",
+               input=json.dumps({"api_key": "key000000000", "api_secret": "s" * 40, "nonce": "1", "user_id": "1"}))
+    assert added.code == 0, added.both
+    base = [sys.executable, "-m", "vault", "--vault", str(kw.vault_path), "--passphrase-file", str(kw.passphrase_file)]
+    env = kw.env | {"PYTHONPATH": str(REPO)}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([*base, *command], stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+    assert done.returncode == 5, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("keyward: cannot write the output (No space left on device)")
+    closed = subprocess.run([*base, *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            timeout=60, preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 5 and "standard output is closed" in closed.stderr, closed.stderr

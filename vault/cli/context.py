@@ -65,7 +65,7 @@ class Context:
         # obeyed by the terminal (vault.core.text).
         from vault.core.text import printable
 
-        print(printable(text, newlines=True), file=self.stdout)
+        self._write(printable(text, newlines=True) + "\n")
 
     def out_json(self, obj: object) -> None:
         """`--json` output: indented, stable keys, written at once.  (json.dump writes
@@ -75,7 +75,24 @@ class Context:
         every control character itself, so it needs no `printable`."""
         from vault.core.json_text import dumps_indented
 
-        self.stdout.write(dumps_indented(obj) + "\n")
+        self._write(dumps_indented(obj) + "\n")
+
+    def _write(self, text: str) -> None:
+        """Standard output, which may refuse (a full disk): a typed error, not a bug.  A
+        reader that went away (`| head`) raises BrokenPipeError, which ends quietly."""
+        if self.stdout is None:  # started with it closed (`>&-`)
+            from vault.core.errors import OutputFailed
+
+            raise OutputFailed("cannot write the output (standard output is closed)",
+                               hint="run it with standard output open, or send it to a file")
+        try:
+            self.stdout.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            from vault.core.errors import output_failed
+
+            raise output_failed(exc) from None
 
     def warn(self, text: str) -> None:
         from vault.core.text import printable

@@ -267,6 +267,7 @@ def run() -> None:
     """`keyward` (the console script) and `python -m vault`: main, then the process ends."""
     argv = sys.argv[1:]
     code = main(argv)
+    code = _flush_output(code)
     if runs_to_its_end(argv):
         # Shutting down, Python collects cyclic garbage across everything still alive, to
         # free memory that the exit frees anyway: 15 ms of a cold `show`, 30 ms of `list
@@ -297,11 +298,36 @@ def _nothing_left_to_finish() -> bool:
     return all(t is main or t.daemon for t in threading.enumerate())
 
 
+def _flush_output(code: int) -> int:
+    """What is still buffered for standard output is written now, where a failure can be
+    told: a full disk is a one-line error and exit code 5 (OutputFailed), never a
+    success with the output cut short, nor Python's "Exception ignored" at shutdown."""
+    from vault.core.errors import OutputFailed, output_failed
+
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted
+        pass
+    except (OSError, ValueError) as exc:
+        if code != OutputFailed.exit_code:  # (the command said so already)
+            from vault.cli.context import fail
+
+            code = fail(output_failed(exc) if isinstance(exc, OSError) else OutputFailed(
+                "cannot write the output (standard output is closed)",
+                hint="run it with standard output open, or send it to a file"), sys.stderr)
+    # The buffer still holds what could not be written, and a normal shutdown would try
+    # again and print a traceback-like warning: end here instead.
+    _exit_now(code)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError, AttributeError):  # a reader gone (`| head`), a closed or absent stream
+        except (OSError, ValueError, AttributeError):  # (reported by _flush_output), a closed or absent stream
             pass
     os._exit(code)
 

@@ -185,6 +185,19 @@ class Cancelled(KeywardError):
     exit_code = 130
 
 
+class OutputFailed(KeywardError):
+    """Standard output refused what the command printed (a full disk, a device that
+    refuses writes).  Whatever the command changed in the vault is saved; only the
+    output is lost, so the command must not end as if it had succeeded."""
+
+    exit_code = 5
+
+
+def output_failed(exc: OSError) -> OutputFailed:
+    return OutputFailed(f"cannot write the output ({exc.strerror or type(exc).__name__})",
+                        hint="free space where it goes, or send it elsewhere; what was printed is incomplete")
+
+
 # --- talking to a venue --------------------------------------------------------------
 
 
