@@ -152,3 +152,43 @@ def test_retention_applies_through_the_service(service, monkeypatch):
     again = VaultService.unlock(service.file.path, PASSPHRASE)
     assert len(again.data.audit) <= 20 and audit.verify(again.data.audit) is None
     assert again.data.audit[0].action == audit.ANCHOR
+
+
+def test_a_save_reuses_the_trail_it_encoded_and_writes_the_same_bytes(tmp_path) -> None:
+    """Each save rewrites the whole trail; a service keeps each entry's JSON text from its
+    last save (vault.core.service.AuditTexts) and encodes only new entries.  The payload
+    must be byte for byte what encoding everything gives, after appends, a trim (the
+    entries move), a reload of another process's save, and an entry changed in place
+    (which no code does: its new values must be what is saved, never the old text)."""
+    import json
+    import time
+
+    from vault.core import audit, fileformat as ff
+    from vault.core.service import VaultService, encode_payload
+
+    from .conftest import PASSPHRASE, SMALL_KDF
+
+    path = tmp_path / "vault.kw"
+    service = VaultService.create(path, PASSPHRASE, SMALL_KDF)
+
+    def saved_payload() -> bytes:
+        blob = path.read_bytes()
+        return ff.decrypt(blob, PASSPHRASE)[2]
+
+    for step in range(30):
+        service.record("reveal", f"acct-{step}", "ok", f"step {step} ☃")
+        assert saved_payload() == encode_payload(service.data), step
+    service.transact(lambda d: [audit.append(d, time.time(), "mint", "a") for _ in range(audit.MAX_ENTRIES)])
+    service.record("reveal", "after-trim")
+    assert saved_payload() == encode_payload(service.data)
+    assert service.data.audit[0].action == audit.ANCHOR and audit.verify(service.data.audit) is None
+    other = VaultService.unlock(path, PASSPHRASE)
+    other.record("copy", "elsewhere")
+    service.record("reveal", "after-reload")
+    assert saved_payload() == encode_payload(service.data)
+    assert [e.account for e in service.data.audit[-2:]] == ["elsewhere", "after-reload"]
+    service.data.audit[5].detail = "changed in place"
+    service.record("reveal", "last")
+    saved = json.loads(saved_payload())
+    assert saved["audit"][5]["detail"] == "changed in place"
+    assert saved_payload() == encode_payload(service.data)
