@@ -84,3 +84,24 @@ def test_a_saved_object_holds_its_fields_in_order_and_nothing_set_on_it_besides(
     saved = data.to_dict()
     assert "note_to_self" not in saved["audit"][0]
     assert list(saved["audit"][0]) == [f.name for f in dataclasses.fields(data.audit[0])]
+
+
+def test_the_trail_opens_to_the_same_entries_by_the_fast_path_and_the_general_one() -> None:
+    """An entry written by this version (exactly its fields) skips __init__ on open
+    (vault.core.model._audit_entries), as an account does; one from another version
+    (a key more, a key less) goes through the general path.  Both give AuditEntry
+    objects equal to what __init__ makes, with nothing else set on them."""
+    import dataclasses
+
+    from vault.core.model import AuditEntry, _audit_entries, _from
+
+    exact = {"at": 1.5, "action": "reveal", "account": "a", "outcome": "ok", "detail": "d", "prev": "0" * 64,
+             "digest": "f" * 64}
+    newer = exact | {"signed_by": "a later keyward"}
+    older = {k: v for k, v in exact.items() if k != "detail"}
+    opened = _audit_entries([exact, newer, older])
+    assert opened == [_from(AuditEntry, exact), _from(AuditEntry, newer), _from(AuditEntry, older)]
+    assert opened[0] == AuditEntry(**exact) and type(opened[0]) is AuditEntry
+    names = {f.name for f in dataclasses.fields(AuditEntry)}
+    assert all(set(vars(entry)) == names for entry in opened)
+    assert opened[2].detail == ""

@@ -290,6 +290,25 @@ class Account:
 _ACCOUNT_KEYS = _name_set(Account)  # looked up once per account opened
 
 
+def _audit_entries(raw: list) -> list[AuditEntry]:
+    """The trail, up to 10,000 entries decoded by every open.  An entry written by this
+    version (exactly its fields) is made as Account.from_dict makes an account, without
+    __init__'s per-field work; AuditEntry checks nothing in __init__, so it is the same
+    object.  Anything else goes through _from (unknown keys dropped, missing ones
+    defaulted)."""
+    keys = _name_set(AuditEntry)
+    new = object.__new__
+    out = []
+    for e in raw:
+        if e.keys() == keys:
+            entry = new(AuditEntry)
+            entry.__dict__.update(e)
+        else:
+            entry = _from(AuditEntry, e)
+        out.append(entry)
+    return out
+
+
 # Bounds on a venue's answer (vault.net.http enforces them; the vault may override).
 DEFAULT_MAX_RESPONSE_BYTES = 1 << 20  # on the wire: real answers are a few KiB
 DEFAULT_MAX_DECODED_BYTES = 4 << 20  # once decompressed (gzip bombs)
@@ -350,7 +369,7 @@ class VaultData:
         return cls(
             accounts=[Account.from_dict(a) for a in raw.get("accounts", [])],
             settings=_from(Settings, raw.get("settings")) or Settings(),
-            audit=[_from(AuditEntry, e) for e in raw.get("audit", [])],
+            audit=_audit_entries(raw.get("audit", [])),
             schema=raw.get("schema", SCHEMA_VERSION),
         )
 
