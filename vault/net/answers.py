@@ -232,17 +232,6 @@ def json_body(response: httpx.Response, venue: str) -> Any:
         ) from None
 
 
-def json_depth(value: Any) -> int:
-    """How deeply `value` (parsed JSON) nests, without recursing."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 # --- turning a refusal into a typed error ------------------------------------------
 
 

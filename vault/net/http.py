@@ -48,7 +48,6 @@ from vault.net.answers import (  # noqa: F401 - re-exported: reading an answer l
     header_number,
     header_rate_limit,
     json_body,
-    json_depth,
     measure_skew,
     parse_http_date,
     rate_limit_notices,
@@ -60,6 +59,7 @@ from vault.net.answers import (  # noqa: F401 - re-exported: reading an answer l
     server_date,
     skew_matters,
 )
+from vault.core.inputs import depth as json_depth  # (the one measure of JSON nesting, as for pasted input)
 from vault.net.endpoints import is_loopback_host, split_url
 from vault.core.errors import (
     DeadlineExceeded,
