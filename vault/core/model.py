@@ -356,13 +356,17 @@ class VaultData:
     audit: list[AuditEntry] = field(default_factory=list)
     schema: int = SCHEMA_VERSION
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, with_audit: bool = True) -> dict[str, Any]:
+        """The payload's object.  The trail comes last; `with_audit=False` leaves it out
+        for a caller that encodes it itself (vault.core.service.AuditTexts)."""
+        out = {
             "schema": self.schema,
             "settings": _flat(self.settings),
             "accounts": [a.to_dict() for a in self.accounts],
-            "audit": [_flat(e) for e in self.audit],
         }
+        if with_audit:
+            out["audit"] = [_flat(e) for e in self.audit]
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> VaultData:

@@ -65,9 +65,8 @@ def encode_payload(data: VaultData, audit_texts: AuditTexts | None = None) -> by
     with _no_collector_pauses():
         if audit_texts is None:
             return json.dumps(data.to_dict(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        head = {"schema": data.schema, "settings": _flat(data.settings), "accounts": [a.to_dict() for a in data.accounts]}
-        text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)
-        # (to_dict's key order: the trail comes last, so it is spliced in before the "}")
+        text = json.dumps(data.to_dict(with_audit=False), separators=(",", ":"), ensure_ascii=False)
+        # (the trail comes last in to_dict: it is spliced in before the closing "}")
         return (text[:-1] + ',"audit":[' + ",".join(audit_texts.encode(data.audit)) + "]}").encode("utf-8")
 
 
