@@ -1,11 +1,12 @@
 """Account changes whose input a command gathers itself: storing a new account, merging
 a bundle, rotating, and the explicit ways a stored secret leaves (copy, export).
 
-They are methods of VenueOps (through this mixin) for one reason: whoever holds the
-unlocked vault runs them.  The CLI reads files, stdin, a hidden paste and answers to
-its questions in its own process, with its own terminal; then it hands plain data to
-`ctx.ops()`, which is this process's VenueOps after a passphrase prompt, or the unlock
-agent, which runs the very same method on its vault (vault.agent.server).  Each method
+They are methods of VaultOps, and so of VenueOps (through this mixin), for one reason:
+whoever holds the unlocked vault runs them.  The CLI reads files, stdin, a hidden paste
+and answers to its questions in its own process, with its own terminal; then it hands
+plain data to `ctx.ops()`, which is this process's VaultOps or VenueOps after a
+passphrase prompt, or the unlock agent, which runs the very same method on its vault
+(vault.agent.server).  Each method
 is one short operation, never a wait on a person: the agent serves one operation at a
 time, and a bot's `keyward token` must not queue behind someone pasting a key.
 
@@ -95,8 +96,8 @@ def check_labels(labels: object) -> list[str]:
 
 
 class AccountChanges:
-    """Mixed into VenueOps: `self.service`, `self.clock`, `self.notify`, `self.check`
-    and `self._lock` are VenueOps'."""
+    """Mixed into VaultOps (vault.ops.vault_ops): `self.service`, `self.clock`,
+    `self.notify` and `self._lock` are VaultOps', `self.check` VenueOps'."""
 
     service: Any
     clock: Any

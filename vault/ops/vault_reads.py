@@ -1,8 +1,8 @@
 """The vault-wide reads and small settings changes the CLI renders: `list`, `audit`,
-`key-age`, `setting` and `pubkey`, as VenueOps methods.
+`key-age`, `setting` and `pubkey`, as VaultOps methods (and so VenueOps').
 
 They are operations (not code that reaches into a VaultService) so that a running unlock
-agent can answer them as typed requests, exactly as VenueOps answers them in the
+agent can answer them as typed requests, exactly as VaultOps answers them in the
 caller's process: the agent never runs the command line, and every result here is plain
 data (dicts of text and numbers), never an Account.  The secret-free rule holds for each:
 key displays are masked, audit details are the trail's own text, a public key is public.
@@ -18,14 +18,14 @@ MAX_KEY_AGE_DAYS = 3650
 
 
 class VaultReads:
-    """Mixed into VenueOps: `self.service`, `self.clock`, `self._lock` and `self._lookup`
-    are VenueOps'."""
+    """Mixed into VaultOps (vault.ops.vault_ops): `self.service`, `self.clock`,
+    `self._lock` and `self._lookup` are VaultOps'."""
 
     service: Any
     clock: Any
     _lock: Any
 
-    def _lookup(self, label: str) -> tuple[Any, Any]:  # pragma: no cover - VenueOps' own
+    def _lookup(self, label: str) -> tuple[Any, Any]:  # pragma: no cover - VaultOps' own
         raise NotImplementedError
 
     def _unlocked_service(self) -> Any:
