@@ -48,13 +48,24 @@ def _no_collector_pauses() -> Iterator[None]:
     objects at once, none of them in a cycle; each batch of allocations wakes Python's
     cyclic collector, which then walks everything alive.  At 10,000 accounts that was
     half of an open.  Plain reference counting still frees all of it; the collector
-    resumes afterwards (unless someone else had switched it off)."""
+    resumes afterwards (unless someone else had switched it off).
+
+    Resumed as it was, the collector found everything just built in its youngest
+    generation, over its threshold, and walked it all at the next allocation: 25 ms of
+    an open at 10,000 accounts, in every process that keeps it on (the agent, the
+    dashboard, the Python API).  What was built is long-lived, so it goes straight to
+    the oldest generation: gc.freeze() then gc.unfreeze() moves every tracked object
+    there (documented behaviour) and starts the young count afresh.  Not if something
+    else has frozen objects: unfreezing would undo that."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
