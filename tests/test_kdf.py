@@ -189,13 +189,14 @@ LOADED_WHILE_THE_KDF_RUNS = ("dataclasses", "inspect", "typing", "json", "crypto
                              "vault.core.service", "vault.net.http", "vault.ops.venue_ops")
 AT_KDF_START_PROBE = r"""
 import sys
+already = set(sys.modules)  # (what the interpreter's own start-up loaded is not keyward's doing)
 from vault.core import kdf
 
 real = kdf.derive_ahead
 
 def probe(*args, **kwargs):
     real(*args, **kwargs)
-    sys.stderr.write("\nKW_AT_KDF_START=" + repr(sorted(sys.modules)) + "\n")  # (no json: it is on the list)
+    sys.stderr.write("\nKW_AT_KDF_START=" + repr(sorted(set(sys.modules) - already)) + "\n")  # (no json: it is on the list)
 
 kdf.derive_ahead = probe
 from vault.cli.main import main
