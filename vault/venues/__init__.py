@@ -18,7 +18,7 @@ _FROM_BASE = frozenset(("FieldSpec", "Provider", "normalize_fields", "secret_nam
 
 
 def __getattr__(name: str) -> object:
-    # vault.venues.base (with typing and two dataclasses) loads when first asked for, not
+    # vault.venues.base (with typing, the Provider protocol and the specs) loads when first asked for, not
     # with the package: every command's --help names the venues, and a cold command
     # builds its parser before it starts the KDF (vault.core.kdf).
     if name in _FROM_BASE:
